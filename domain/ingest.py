@@ -1,0 +1,132 @@
+"""Ingest: turn one inbox entry into alerts in alert groups (OnCall's ``Alert.create``).
+
+Pure decision logic over a unit of work; the caller loads and saves aggregates. Everything
+decided here (distinction, title, resolve/ack signal, route, template revision) is written into
+the events, so a replay never renders a template again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from domain.alert_group import Alert, AlertGroup, GroupingSlot
+from domain.integrations import IntegrationType, evaluate
+
+
+class UnitOfWork(Protocol):
+    def get(self, aggregate_id: UUID) -> Aggregate | None: ...
+
+    def add(self, aggregate: Aggregate) -> None: ...
+
+
+@dataclass(frozen=True)
+class IntegrationSettings:
+    """What ingest needs to know about an integration at the moment it processes an entry."""
+
+    id: UUID
+    type: IntegrationType
+    templates: dict
+    template_revision: int
+    default_route_id: UUID
+
+
+@dataclass
+class IngestResult:
+    group_ids: list[UUID] = field(default_factory=list)
+    created_group_ids: list[UUID] = field(default_factory=list)
+
+
+def ingest_entry(
+    uow: UnitOfWork,
+    integration: IntegrationSettings,
+    entry_id: UUID,
+    payload_json: str,
+    received_at: datetime,
+    is_demo: bool = False,
+) -> IngestResult:
+    result = IngestResult()
+    payload = json.loads(payload_json)
+    alerts = integration.type.split(payload)
+    for index, alert_payload in enumerate(alerts):
+        alert_json = payload_json if len(alerts) == 1 and alert_payload is payload else json.dumps(alert_payload)
+        group, created = _ingest_alert(
+            uow, integration, entry_id, index, alert_payload, alert_json, received_at, is_demo
+        )
+        result.group_ids.append(group.id)
+        if created:
+            result.created_group_ids.append(group.id)
+    return result
+
+
+def _ingest_alert(
+    uow: UnitOfWork,
+    integration: IntegrationSettings,
+    entry_id: UUID,
+    index: int,
+    payload: object,
+    payload_json: str,
+    received_at: datetime,
+    is_demo: bool,
+) -> tuple[AlertGroup, bool]:
+    behaviour = evaluate(integration.type, integration.templates, payload)
+    distinction = behaviour.distinction
+    if distinction is None or is_demo:
+        # No usable grouping key (or a demo alert): a group of its own, derived from the
+        # entry so that processing the same entry again gives the same answer.
+        distinction = uuid5(NAMESPACE_URL, f"/ungrouped/{entry_id}/{index}").hex
+    route_id = integration.default_route_id
+    autoresolve = integration.type.is_able_to_autoresolve
+    is_resolve_signal = behaviour.is_resolve_signal and autoresolve
+
+    slot = uow.get(GroupingSlot.create_id(integration.id, route_id, distinction))
+    if slot is None:
+        slot = GroupingSlot(integration_id=integration.id, route_id=route_id, distinction=distinction)
+        uow.add(slot)
+
+    created = False
+    if slot.open_group_id is not None:
+        group = uow.get(slot.open_group_id)
+    elif is_resolve_signal and slot.last_resolved_group_id is not None:
+        # A resolve signal with nothing open joins the latest resolved group (no new group).
+        group = uow.get(slot.last_resolved_group_id)
+    else:
+        generation = slot.generation + 1
+        group = AlertGroup(
+            integration_id=integration.id,
+            route_id=route_id,
+            distinction=distinction,
+            generation=generation,
+            title=behaviour.title,
+            source_link=behaviour.source_link,
+            template_revision=integration.template_revision,
+            started_at=received_at,
+            is_demo=is_demo,
+        )
+        slot.open_group(group_id=group.id, generation=generation)
+        uow.add(group)
+        created = True
+    assert group is not None, "a grouping slot points at a group that does not exist"
+
+    alert = Alert(
+        inbox_id=entry_id,
+        index=index,
+        alert_group_id=group.id,
+        integration_id=integration.id,
+        payload_json=payload_json,
+        received_at=received_at,
+        is_resolve_signal=is_resolve_signal,
+        is_first_in_group=created,
+    )
+    uow.add(alert)
+    group.attach_alert(alert_id=alert.id, received_at=received_at, is_resolve_signal=is_resolve_signal)
+    if behaviour.is_acknowledge_signal:
+        group.acknowledge_by_source(at=received_at)
+    if is_resolve_signal and group.resolve_by_source(at=received_at):
+        slot.close_group(group_id=group.id)
+    return group, created

@@ -1,0 +1,165 @@
+"""The read-model database: plain SQL tables on SQLite (embedded) or PostgreSQL (production).
+
+SQL is written once with ``%s`` placeholders; SQLite gets them rewritten to ``?``. Times are
+stored as ISO-8601 UTC text with a fixed width, which sorts and compares the same on both.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+
+def iso(value: datetime | None) -> str | None:
+    """Fixed-width UTC ISO text, e.g. ``2026-11-30T20:32:46.008000Z`` (OnCall's API shape)."""
+    if value is None:
+        return None
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Cursor:
+    """A thin cursor that speaks ``%s`` placeholders on both backends and returns dicts."""
+
+    def __init__(self, raw, dialect: str):
+        self._raw = raw
+        self.dialect = dialect
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> "Cursor":
+        if self.dialect == "sqlite":
+            sql = sql.replace("%s", "?")
+        self._raw.execute(sql, tuple(params))
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if self.dialect == "sqlite":
+            sql = sql.replace("%s", "?")
+        self._raw.executemany(sql, [tuple(r) for r in rows])
+
+    @property
+    def rowcount(self) -> int:
+        return self._raw.rowcount
+
+    def fetchall(self) -> list[dict]:
+        rows = self._raw.fetchall()
+        if self.dialect == "sqlite":
+            return [dict(r) for r in rows]
+        return rows
+
+    def fetchone(self) -> dict | None:
+        row = self._raw.fetchone()
+        if row is None:
+            return None
+        return dict(row) if self.dialect == "sqlite" else row
+
+
+class Database:
+    dialect: str
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+        yield
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict]:
+        with self.transaction() as cur:
+            return cur.execute(sql, params).fetchall()
+
+    def query_one(self, sql: str, params: Sequence[Any] = ()) -> dict | None:
+        with self.transaction() as cur:
+            return cur.execute(sql, params).fetchone()
+
+    def close(self) -> None:
+        pass
+
+
+class SQLiteDatabase(Database):
+    dialect = "sqlite"
+
+    def __init__(self, path: str):
+        self.path = path
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        conn = self._connection()
+        raw = conn.cursor()
+        # IMMEDIATE takes the write lock up front, so two writers queue instead of deadlocking.
+        raw.execute("BEGIN IMMEDIATE")
+        try:
+            yield Cursor(raw, self.dialect)
+        except BaseException:
+            raw.execute("ROLLBACK")
+            raise
+        else:
+            raw.execute("COMMIT")
+        finally:
+            raw.close()
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict]:
+        # Reads need no write lock: WAL readers see the last committed state.
+        raw = self._connection().cursor()
+        try:
+            return Cursor(raw, self.dialect).execute(sql, params).fetchall()
+        finally:
+            raw.close()
+
+    def query_one(self, sql: str, params: Sequence[Any] = ()) -> dict | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                try:
+                    conn.close()
+                except sqlite3.ProgrammingError:
+                    pass
+            self._all.clear()
+        self._local = threading.local()
+
+
+class PostgresDatabase(Database):
+    dialect = "postgres"
+
+    def __init__(self, conninfo: str, min_size: int = 1, max_size: int = 8):
+        from psycopg.rows import dict_row
+        from psycopg_pool import ConnectionPool
+
+        self.conninfo = conninfo
+        self.pool = ConnectionPool(
+            conninfo,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"row_factory": dict_row, "autocommit": False},
+            open=True,
+            timeout=10,
+        )
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        with self.pool.connection() as conn:
+            with conn.cursor() as raw:
+                yield Cursor(raw, self.dialect)
+            # the pool commits on a clean exit and rolls back on an exception
+
+    def close(self) -> None:
+        self.pool.close()

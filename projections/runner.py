@@ -1,0 +1,155 @@
+"""A batched, exactly-once projection runner built from the event store's parts.
+
+Each batch reads up to ``batch_size`` notifications from the upstream application, applies them
+to every projection in the group and moves each projection's tracking row, all in one read-model
+transaction. Tracking rows are locked (PostgreSQL) or the database is (SQLite), so two runners
+of the same projections, for example the server and a ``tocsin replay``, cannot apply an event
+twice. The library's ``ProjectionRunner`` commits per event and has no SQLite support, hence
+this one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+from eventsourcing.application import Application
+
+from projections.db import Cursor, Database
+
+log = logging.getLogger(__name__)
+
+
+class Projection:
+    """A read model fed by one upstream application's events."""
+
+    name: str
+    upstream: str
+    tables: tuple[str, ...] = ()
+
+    def apply(self, event: object, cur: Cursor, position: int) -> None:
+        raise NotImplementedError
+
+
+class Waker:
+    """Wakes a follower when its upstream has news (in-process save or PostgreSQL NOTIFY)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+
+    def wait(self, timeout: float) -> None:
+        self._event.wait(timeout)
+        self._event.clear()
+
+
+class ProjectionRunner:
+    def __init__(
+        self,
+        db: Database,
+        app: Application,
+        projections: Sequence[Projection],
+        batch_size: int = 500,
+    ):
+        assert all(p.upstream == app.name for p in projections)
+        self.db = db
+        self.app = app
+        self.projections = list(projections)
+        self.batch_size = batch_size
+        self.waker = Waker()
+        self._initialised = False
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.projections]
+
+    def _ensure_tracking_rows(self) -> None:
+        if self._initialised:
+            return
+        with self.db.transaction() as cur:
+            for p in self.projections:
+                cur.execute(
+                    "INSERT INTO projection_tracking (projection, upstream, position) VALUES (%s, %s, 0) "
+                    "ON CONFLICT (projection, upstream) DO NOTHING",
+                    (p.name, p.upstream),
+                )
+        self._initialised = True
+
+    def positions(self, cur: Cursor | None = None, lock: bool = False) -> dict[str, int]:
+        sql = "SELECT projection, position FROM projection_tracking WHERE upstream = %s"
+        if lock and self.db.dialect == "postgres":
+            sql += " FOR UPDATE"
+        params = (self.app.name,)
+        rows = cur.execute(sql, params).fetchall() if cur else self.db.query(sql, params)
+        known = {r["projection"]: int(r["position"]) for r in rows}
+        return {p.name: known.get(p.name, 0) for p in self.projections}
+
+    def run_batch(self) -> int:
+        """Apply the next batch; returns how many notifications it read (0: caught up)."""
+        self._ensure_tracking_rows()
+        start = min(self.positions().values())
+        notifications = self.app.recorder.select_notifications(
+            start, self.batch_size, inclusive_of_start=False
+        )
+        if not notifications:
+            return 0
+        events = [(n.id, self.app.mapper.to_domain_event(n)) for n in notifications]
+        last = notifications[-1].id
+        with self.db.transaction() as cur:
+            # Read again under the lock: another runner may have moved on meanwhile.
+            positions = self.positions(cur, lock=True)
+            for position, event in events:
+                for p in self.projections:
+                    if position > positions[p.name]:
+                        p.apply(event, cur, position)
+            for p in self.projections:
+                if last > positions[p.name]:
+                    cur.execute(
+                        "UPDATE projection_tracking SET position = %s WHERE projection = %s AND upstream = %s",
+                        (last, p.name, p.upstream),
+                    )
+        return len(notifications)
+
+    def catch_up(self) -> int:
+        total = 0
+        while count := self.run_batch():
+            total += count
+        return total
+
+    def run_forever(self, stop: threading.Event, idle_timeout: float = 1.0) -> None:
+        """Follow the upstream until ``stop`` is set; errors are logged and retried with backoff."""
+        backoff = 0.1
+        while not stop.is_set():
+            try:
+                count = self.run_batch()
+                backoff = 0.1
+            except Exception:  # keep following: a transient database error must not stop the view
+                log.exception("projection runner %s failed; retrying in %.1fs", self.names, backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            if count < self.batch_size:
+                self.waker.wait(idle_timeout)
+
+
+def wait_for_position(
+    db: Database, projection: str, upstream: str, position: int, timeout: float = 5.0
+) -> bool:
+    """Read-your-writes: wait until a projection has applied ``position`` (polls every few ms)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        row = db.query_one(
+            "SELECT position FROM projection_tracking WHERE projection = %s AND upstream = %s",
+            (projection, upstream),
+        )
+        if row is not None and int(row["position"]) >= position:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)

@@ -1,0 +1,105 @@
+"""The audit timeline of each alert group, with OnCall's log record types and texts."""
+
+from __future__ import annotations
+
+import json
+from functools import singledispatchmethod
+
+from domain.alert_group import SOURCE_ALERT_SOURCE, AlertGroup
+from domain.ids import PREFIX_ALERT_GROUP, PREFIX_ROUTE, public_id
+from projections.db import Cursor, iso
+from projections.runner import Projection
+
+# AlertGroupLogRecord types (OnCall's integer values).
+TYPE_ACK = 0
+TYPE_UN_ACK = 1
+TYPE_SILENCE = 7
+TYPE_RESOLVED = 13
+TYPE_UN_RESOLVED = 14
+TYPE_UN_SILENCE = 15
+TYPE_REGISTERED = 21
+TYPE_ROUTE_ASSIGNED = 22
+
+TYPE_NAMES = {
+    TYPE_ACK: "Acknowledged",
+    TYPE_UN_ACK: "Unacknowledged",
+    TYPE_SILENCE: "Silenced",
+    TYPE_RESOLVED: "Incident resolved",
+    TYPE_UN_RESOLVED: "Incident unresolved",
+    TYPE_UN_SILENCE: "Unsilenced",
+    TYPE_REGISTERED: "Incident registered",
+    TYPE_ROUTE_ASSIGNED: "A route is assigned to the incident",
+}
+
+
+def _by(author: str | None) -> str:
+    return f" by {author}" if author else ""
+
+
+def _duration(seconds: int) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0 and seconds >= size:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds} seconds"
+
+
+class TimelineView(Projection):
+    name = "timeline"
+    upstream = "alerting"
+    tables = ("timeline",)
+
+    @singledispatchmethod
+    def apply(self, event: object, cur: Cursor, position: int) -> None:
+        """Alerts joining a group are not timeline entries (as in OnCall)."""
+
+    @apply.register
+    def _(self, e: AlertGroup.Registered, cur: Cursor, position: int) -> None:
+        self._record(cur, e, position, 0, TYPE_REGISTERED, "Incident registered", None, e.started_at, {})
+        self._record(
+            cur, e, position, 1, TYPE_ROUTE_ASSIGNED,
+            "A route is assigned to the incident", None, e.started_at,
+            {"route_id": public_id(PREFIX_ROUTE, e.route_id)},
+        )
+
+    @apply.register
+    def _(self, e: AlertGroup.Acknowledged, cur: Cursor, position: int) -> None:
+        text = "Acknowledged by alert source" if e.source == SOURCE_ALERT_SOURCE else f"Acknowledged{_by(e.by)}"
+        self._record(cur, e, position, 0, TYPE_ACK, text, e.by, e.at, {"source": e.source})
+
+    @apply.register
+    def _(self, e: AlertGroup.Unacknowledged, cur: Cursor, position: int) -> None:
+        self._record(cur, e, position, 0, TYPE_UN_ACK, f"Unacknowledged{_by(e.by)}", e.by, e.at, {})
+
+    @apply.register
+    def _(self, e: AlertGroup.Resolved, cur: Cursor, position: int) -> None:
+        text = "Resolved by alert source" if e.source == SOURCE_ALERT_SOURCE else f"Resolved{_by(e.by)}"
+        self._record(cur, e, position, 0, TYPE_RESOLVED, text, e.by, e.at, {"source": e.source})
+
+    @apply.register
+    def _(self, e: AlertGroup.Unresolved, cur: Cursor, position: int) -> None:
+        self._record(cur, e, position, 0, TYPE_UN_RESOLVED, f"Unresolved{_by(e.by)}", e.by, e.at, {})
+
+    @apply.register
+    def _(self, e: AlertGroup.Silenced, cur: Cursor, position: int) -> None:
+        span = f"for {_duration(e.delay)}" if e.delay else "forever"
+        self._record(
+            cur, e, position, 0, TYPE_SILENCE, f"Silenced{_by(e.by)} {span}", e.by, e.at,
+            {"silence_delay": e.delay, "silenced_until": iso(e.until)},
+        )
+
+    @apply.register
+    def _(self, e: AlertGroup.Unsilenced, cur: Cursor, position: int) -> None:
+        text = "Unsilenced automatically" if e.reason == "auto unsilence" else f"Unsilenced{_by(e.by)}"
+        self._record(cur, e, position, 0, TYPE_UN_SILENCE, text, e.by, e.at, {"reason": e.reason})
+
+    @staticmethod
+    def _record(cur, e, position, seq, type_, action, author, at, details) -> None:
+        cur.execute(
+            "INSERT INTO timeline (alert_group_id, position, seq, type, action, author, created_at, details)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                public_id(PREFIX_ALERT_GROUP, e.originator_id),
+                position, seq, type_, action, author, iso(at), json.dumps(details),
+            ),
+        )

@@ -1,0 +1,209 @@
+"""The ``tocsin`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from datetime import datetime, timezone
+
+from domain.configuration import ROLES
+from domain.ids import random_token
+from migrations import apply_migrations
+from tocsin.runtime import Runtime
+from tocsin.settings import Settings
+
+log = logging.getLogger("tocsin")
+
+
+def _runtime(create_tables: bool = False) -> Runtime:
+    return Runtime(Settings.from_env(), create_tables=create_tables)
+
+
+def migrate(settings: Settings) -> list[str]:
+    """Create the event tables and apply read-model migrations (run once per deploy)."""
+    if settings.backend == "postgres":
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(settings.postgres_conninfo(), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(settings.database_schema)))
+    runtime = Runtime(settings, create_tables=True)
+    try:
+        return apply_migrations(runtime.db)
+    finally:
+        runtime.close()
+
+
+def cmd_migrate(args) -> int:
+    applied = migrate(Settings.from_env())
+    print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+    return 0
+
+
+def create_token(runtime: Runtime, name: str, role: str) -> str:
+    token = random_token(40)
+    position = runtime.config.create_api_token(name, role, token, at=datetime.now(timezone.utc))
+    runtime.runners["config"].catch_up()
+    runtime.wait_for("config", position)
+    return token
+
+
+def cmd_token_create(args) -> int:
+    runtime = _runtime()
+    try:
+        print(f"API token '{args.name}' ({args.role}); it is shown only once:")
+        print(create_token(runtime, args.name, args.role))
+    finally:
+        runtime.close()
+    return 0
+
+
+def cmd_serve(args) -> int:
+    """The embedded all-in-one server: web, ingest, projections and ticker in one process."""
+    from waitress import serve
+
+    from projections.queries import any_api_token
+    from web import create_app
+
+    settings = Settings.from_env()
+    migrate(settings)
+    runtime = Runtime(settings)
+    runtime.catch_up()
+    if not any_api_token(runtime.db):
+        token = create_token(runtime, "admin", "admin")
+        print(f"Admin API token (shown once, keep it): {token}", flush=True)
+    runtime.start()
+    host = args.host or settings.host
+    port = args.port or settings.port
+    print(f"Tocsin is listening on http://{host}:{port} ({settings.backend})", flush=True)
+    try:
+        serve(create_app(runtime), host=host, port=port, threads=16, ident="tocsin")
+    finally:
+        runtime.close()
+    return 0
+
+
+def _run_worker(name: str, **parts) -> int:
+    from workers.singleton import hold_singleton
+
+    settings = Settings.from_env()
+    lock = hold_singleton(settings.postgres_conninfo(), name) if settings.backend == "postgres" else None
+    runtime = Runtime(settings)
+    runtime.start(**parts)
+    log.info("%s running (%s)", name, settings.backend)
+    try:
+        runtime.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runtime.close()
+        if lock is not None:
+            lock.close()
+    return 0
+
+
+def cmd_ingest(args) -> int:
+    return _run_worker("ingest", ingest=True, projections=False, ticker=False)
+
+
+def cmd_project(args) -> int:
+    return _run_worker("projections", ingest=False, projections=True, ticker=False)
+
+
+def cmd_ticker(args) -> int:
+    return _run_worker("ticker", ingest=False, projections=False, ticker=True)
+
+
+def cmd_web(args) -> int:
+    """Production web process: gunicorn with threaded workers (each builds its own runtime)."""
+    settings = Settings.from_env()
+    workers = os.environ.get("TOCSIN_WEB_WORKERS", "2")
+    threads = os.environ.get("TOCSIN_WEB_THREADS", "16")
+    bind = f"{args.host or settings.host}:{args.port or settings.port}"
+    argv = ["gunicorn", "--worker-class", "gthread", "--workers", workers, "--threads", threads,
+            "--bind", bind, "--access-logfile", "-", "web.wsgi:app"]
+    os.execvp(argv[0], argv)
+    return 1  # not reached
+
+
+def cmd_replay(args) -> int:
+    """Drop every read model and rebuild it from the events."""
+    runtime = _runtime()
+    try:
+        for name, runner in runtime.runners.items():
+            with runtime.db.transaction() as cur:
+                for projection in runner.projections:
+                    for table in projection.tables:
+                        cur.execute(f"DELETE FROM {table}")
+                    cur.execute(
+                        "DELETE FROM projection_tracking WHERE projection = %s AND upstream = %s",
+                        (projection.name, projection.upstream),
+                    )
+            runner._initialised = False
+            count = runner.catch_up()
+            print(f"{name}: replayed {count} events into {', '.join(runner.names)}")
+    finally:
+        runtime.close()
+    return 0
+
+
+def cmd_timeline(args) -> int:
+    from projections.queries import alert_group, timeline
+
+    runtime = _runtime()
+    try:
+        group = alert_group(runtime.db, args.alert_group_id)
+        if group is None:
+            print(f"no alert group {args.alert_group_id}", file=sys.stderr)
+            return 1
+        print(f"{group['id']}  {group['title']}  [{group['state']}]  {group['alerts_count']} alert(s)")
+        for row in timeline(runtime.db, args.alert_group_id):
+            print(f"{row['created_at']}  {row['action']}")
+    finally:
+        runtime.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tocsin", description="Tocsin on-call alert service")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run everything in one process (embedded SQLite by default)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=cmd_serve)
+
+    web = sub.add_parser("web", help="production web process (gunicorn)")
+    web.add_argument("--host")
+    web.add_argument("--port", type=int)
+    web.set_defaults(func=cmd_web)
+
+    sub.add_parser("migrate", help="create event tables and apply read-model migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser("ingest", help="production ingest process").set_defaults(func=cmd_ingest)
+    sub.add_parser("project", help="production projections process").set_defaults(func=cmd_project)
+    sub.add_parser("ticker", help="production ticker process (timed actions)").set_defaults(func=cmd_ticker)
+    sub.add_parser("replay", help="rebuild every read model from the events").set_defaults(func=cmd_replay)
+
+    timeline = sub.add_parser("timeline", help="print the audit timeline of an alert group")
+    timeline.add_argument("alert_group_id")
+    timeline.set_defaults(func=cmd_timeline)
+
+    token = sub.add_parser("token", help="API tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser("create", help="create an API token and print it once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--role", choices=ROLES, default="viewer")
+    create.set_defaults(func=cmd_token_create)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=os.environ.get("TOCSIN_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""The composition root: builds the applications, read-model database and workers for the
+configured backend. The same functions run in both modes; only the dispatch differs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+
+from domain.applications import Alerting, Configuration, Inbox
+from projections.alert_groups import AlertGroupsView
+from projections.alerts import AlertsView
+from projections.api_tokens import ApiTokensView
+from projections.db import Database, PostgresDatabase, SQLiteDatabase
+from projections.deadlines import DeadlinesView
+from projections.integrations import HeartbeatsView, IntegrationsView
+from projections.runner import ProjectionRunner, wait_for_position
+from projections.timeline import TimelineView
+from tocsin.group_commit import GroupCommitter
+from tocsin.settings import Settings
+from workers.ingest import IngestProcessor
+from workers.listener import PostgresListener
+from workers.ticker import Ticker
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, settings: Settings, create_tables: bool = False):
+        self.settings = settings
+        if settings.backend == "sqlite":
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            # SQLite has no cross-process notifications; table creation is cheap and safe there.
+            create_tables = True
+        self.inbox = Inbox(env=settings.event_store_env(Inbox.name, create_tables))
+        self.alerting = Alerting(env=settings.event_store_env(Alerting.name, create_tables))
+        self.config = Configuration(env=settings.event_store_env(Configuration.name, create_tables))
+        self.db: Database = (
+            PostgresDatabase(settings.postgres_conninfo())
+            if settings.backend == "postgres"
+            else SQLiteDatabase(str(settings.data_dir / "read_models.sqlite3"))
+        )
+        self.runners = {
+            "alerting": ProjectionRunner(
+                self.db, self.alerting, [AlertGroupsView(), AlertsView(), TimelineView(), DeadlinesView()]
+            ),
+            "config": ProjectionRunner(self.db, self.config, [IntegrationsView(), ApiTokensView()]),
+            "inbox": ProjectionRunner(self.db, self.inbox, [HeartbeatsView()]),
+        }
+        self.ingest = IngestProcessor(self.inbox, self.alerting, self.config)
+        self.ticker = Ticker(self.db, self.alerting)
+        # In-process wake-ups (the embedded mode, and a production process's own writes).
+        self.inbox.add_listener(self.ingest.waker.notify)
+        self.inbox.add_listener(self.runners["inbox"].waker.notify)
+        self.alerting.add_listener(self.runners["alerting"].waker.notify)
+        self.config.add_listener(self.runners["config"].waker.notify)
+        self._committer: GroupCommitter | None = None
+        self._committer_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # --- writing --------------------------------------------------------------------------------
+
+    @property
+    def committer(self) -> GroupCommitter:
+        # Created lazily: a WSGI server may fork after building the app, and threads do not fork.
+        with self._committer_lock:
+            if self._committer is None:
+                self._committer = GroupCommitter(self.inbox)
+            return self._committer
+
+    # --- reading your writes -------------------------------------------------------------------
+
+    def wait_for(self, upstream: str, position: int | None, timeout: float = 5.0) -> bool:
+        """Wait until every view following ``upstream`` has applied ``position``."""
+        if position is None:
+            return True
+        runner = self.runners[upstream]
+        return all(
+            wait_for_position(self.db, name, upstream, position, timeout) for name in runner.names
+        )
+
+    def catch_up(self) -> None:
+        """Bring ingest and every view up to date (tests and command-line tools)."""
+        self.runners["config"].catch_up()
+        self.ingest.catch_up()
+        self.runners["inbox"].catch_up()
+        self.runners["alerting"].catch_up()
+
+    # --- background work -----------------------------------------------------------------------
+
+    def start(self, ingest: bool = True, projections: bool = True, ticker: bool = True) -> None:
+        jobs: list[tuple[str, object]] = []
+        if ingest:
+            jobs.append(("ingest", lambda: self.ingest.run_forever(self._stop)))
+        if projections:
+            for name, runner in self.runners.items():
+                jobs.append((f"project-{name}", lambda r=runner: r.run_forever(self._stop)))
+        if ticker:
+            jobs.append(("ticker", lambda: self.ticker.run_forever(self._stop)))
+        if self.settings.backend == "postgres":
+            jobs.append(("listen", lambda: self._listener(ingest, projections).run_forever(self._stop)))
+        for name, target in jobs:
+            thread = threading.Thread(target=target, name=f"tocsin-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _listener(self, ingest: bool, projections: bool) -> PostgresListener:
+        channels: dict[str, list] = {}
+
+        def add(app, wakers: Iterable) -> None:
+            channels.setdefault(app.recorder.channel_name, []).extend(wakers)
+
+        if ingest:
+            add(self.inbox, [self.ingest.waker.notify])
+        if projections:
+            add(self.inbox, [self.runners["inbox"].waker.notify])
+            add(self.alerting, [self.runners["alerting"].waker.notify])
+            add(self.config, [self.runners["config"].waker.notify])
+        return PostgresListener(self.settings.postgres_conninfo(), channels)
+
+    def wait(self) -> None:
+        while not self._stop.wait(1.0):
+            pass
+
+    def close(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if self._committer is not None:
+            self._committer.close()
+        for app in (self.inbox, self.alerting, self.config):
+            app.close()
+        self.db.close()

@@ -1,0 +1,90 @@
+"""Settings from the environment, and the event-store configuration they imply."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None  # postgresql://... selects production mode
+    database_schema: str = "public"
+    redis_url: str | None = None
+    data_dir: Path = Path("var")
+    base_url: str = "http://127.0.0.1:8080"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    inbound_email_domain: str | None = None
+    extra_env: dict = field(default_factory=dict)  # passed to the event store (tests, tuning)
+
+    @classmethod
+    def from_env(cls, environ=None) -> "Settings":
+        env = os.environ if environ is None else environ
+        return cls(
+            database_url=env.get("TOCSIN_DATABASE_URL") or None,
+            database_schema=env.get("TOCSIN_DATABASE_SCHEMA", "public"),
+            redis_url=env.get("TOCSIN_REDIS_URL") or None,
+            data_dir=Path(env.get("TOCSIN_DATA_DIR", "var")),
+            base_url=env.get("TOCSIN_BASE_URL", "").rstrip("/")
+            or f"http://{env.get('TOCSIN_HOST', '127.0.0.1')}:{env.get('TOCSIN_PORT', '8080')}",
+            host=env.get("TOCSIN_HOST", "127.0.0.1"),
+            port=int(env.get("TOCSIN_PORT", "8080")),
+            max_body_bytes=int(env.get("TOCSIN_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)),
+            inbound_email_domain=env.get("TOCSIN_INBOUND_EMAIL_DOMAIN") or None,
+        )
+
+    @property
+    def backend(self) -> str:
+        if self.database_url and self.database_url.startswith(("postgres://", "postgresql://")):
+            return "postgres"
+        if self.database_url:
+            raise ValueError("TOCSIN_DATABASE_URL must be a postgresql:// URL (leave it unset for SQLite)")
+        return "sqlite"
+
+    def postgres_conninfo(self) -> str:
+        """A libpq conninfo for the read-model pool, with the schema on the search path."""
+        url = urlparse(self.database_url)
+        parts = {
+            "host": url.hostname or "127.0.0.1",
+            "port": str(url.port or 5432),
+            "dbname": (url.path or "/postgres").lstrip("/") or "postgres",
+            "user": unquote(url.username or "postgres"),
+        }
+        if url.password:
+            parts["password"] = unquote(url.password)
+        conninfo = " ".join(f"{k}='{v}'" for k, v in parts.items())
+        return conninfo + f" options='-c search_path={self.database_schema}'"
+
+    def event_store_env(self, app_name: str, create_tables: bool) -> dict[str, str]:
+        env: dict[str, str] = {"CREATE_TABLE": "y" if create_tables else "n"}
+        if self.backend == "postgres":
+            url = urlparse(self.database_url)
+            env.update(
+                PERSISTENCE_MODULE="eventsourcing.postgres",
+                POSTGRES_DBNAME=(url.path or "/postgres").lstrip("/") or "postgres",
+                POSTGRES_HOST=url.hostname or "127.0.0.1",
+                POSTGRES_PORT=str(url.port or 5432),
+                POSTGRES_USER=unquote(url.username or "postgres"),
+                POSTGRES_PASSWORD=unquote(url.password or ""),
+                POSTGRES_SCHEMA=self.database_schema,
+                # Fail fast instead of queueing forever behind a stuck writer (then 503).
+                POSTGRES_LOCK_TIMEOUT="5",
+                POSTGRES_CONNECT_TIMEOUT="5",
+                POSTGRES_PRE_PING="y",
+                POSTGRES_POOL_SIZE="4",
+                POSTGRES_MAX_OVERFLOW="4",
+            )
+        else:
+            env.update(
+                PERSISTENCE_MODULE="eventsourcing.sqlite",
+                SQLITE_DBNAME=str(self.data_dir / f"{app_name}.sqlite3"),
+                SQLITE_LOCK_TIMEOUT="30",
+            )
+        env.update(self.extra_env)
+        return env

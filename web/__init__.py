@@ -1,0 +1,66 @@
+"""The Flask application: inbound integration URLs, the public API, health."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, jsonify
+
+from tocsin.group_commit import InboxUnavailable
+from tocsin.runtime import Runtime
+from tocsin.settings import Settings
+
+RETRY_AFTER_SECONDS = 5
+
+
+def create_app(runtime: Runtime | None = None) -> Flask:
+    app = Flask(__name__)
+    if runtime is None:
+        runtime = Runtime(Settings.from_env())
+    app.extensions["tocsin"] = runtime
+    app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body_bytes
+    app.json.sort_keys = False
+
+    from web.api import api
+    from web.inbound import inbound
+
+    app.register_blueprint(inbound)
+    app.register_blueprint(api)
+
+    @app.get("/health")
+    def health():
+        return jsonify({"status": "ok"})
+
+    @app.errorhandler(InboxUnavailable)
+    def store_unavailable(exc):
+        current_app.logger.warning("event store unavailable: %s", exc)
+        response = jsonify({"detail": "The alert could not be stored right now; retry later."})
+        response.status_code = 503
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+    @app.errorhandler(413)
+    def too_large(exc):
+        limit = runtime.settings.max_body_bytes
+        response = jsonify({"detail": f"Request body too large: the limit is {limit} bytes."})
+        response.status_code = 413
+        return response
+
+    @app.errorhandler(405)
+    def method_not_allowed(exc):
+        from flask import request
+
+        response = jsonify({"detail": f'Method "{request.method}" not allowed.'})
+        response.status_code = 405
+        response.headers["Allow"] = ", ".join(exc.valid_methods or [])
+        return response
+
+    @app.errorhandler(404)
+    def not_found(exc):
+        response = jsonify({"detail": "Not found."})
+        response.status_code = 404
+        return response
+
+    return app
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["tocsin"]

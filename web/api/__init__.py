@@ -1,0 +1,119 @@
+"""Public API v1, in Grafana OnCall's shapes (paths, fields, filters, pagination, errors)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from functools import wraps
+from urllib.parse import urlencode
+
+from flask import Blueprint, abort, g, jsonify, request
+
+from domain.configuration import ROLES, token_digest
+from projections.queries import Page, api_token_by_hash
+from web import runtime
+
+api = Blueprint("api", __name__, url_prefix="/api/v1")
+
+TOKEN_CACHE_SECONDS = 5.0
+_token_cache: dict[str, tuple[float, dict | None]] = {}
+_token_cache_lock = threading.Lock()
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, body: dict):
+        self.status = status
+        self.body = body
+
+
+def bad_request(detail) -> ApiError:
+    return ApiError(400, {"detail": detail} if isinstance(detail, str) else detail)
+
+
+@api.errorhandler(ApiError)
+def api_error(exc: ApiError):
+    return jsonify(exc.body), exc.status
+
+
+def _caller(header: str) -> dict | None:
+    token = header.removeprefix("Bearer ").strip()
+    if not token:
+        return None
+    digest = token_digest(token)
+    now = time.monotonic()
+    with _token_cache_lock:
+        hit = _token_cache.get(digest)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    row = api_token_by_hash(runtime().db, digest)
+    with _token_cache_lock:
+        _token_cache[digest] = (now + TOKEN_CACHE_SECONDS, row)
+    return row
+
+
+@api.before_request
+def authenticate():
+    if request.endpoint == "api.openapi_document":
+        return None
+    caller = _caller(request.headers.get("Authorization", ""))
+    if caller is None:
+        return jsonify({"detail": "Invalid token."}), 403
+    g.caller = caller
+    return None
+
+
+def requires(role: str):
+    """Viewers read, editors act on alert groups, admins manage integrations."""
+
+    def decorate(view):
+        @wraps(view)
+        def checked(*args, **kwargs):
+            if ROLES.index(g.caller["role"]) < ROLES.index(role):
+                raise ApiError(403, {"detail": "You do not have permission to perform this action."})
+            return view(*args, **kwargs)
+
+        return checked
+
+    return decorate
+
+
+def caller_name() -> str:
+    return g.caller["name"]
+
+
+def page_params(default_size: int = 50) -> tuple[int, int]:
+    def number(name: str, default: int) -> int:
+        try:
+            value = int(request.args.get(name, default))
+        except ValueError:
+            return default
+        return value if value >= 1 else default
+
+    return number("page", 1), number("perpage", default_size)
+
+
+def paginated(page: Page, results: list) -> dict:
+    base = runtime().settings.base_url + request.path
+
+    def link(number: int) -> str:
+        args = request.args.to_dict()
+        args["page"] = str(number)
+        args.setdefault("perpage", str(page.size))
+        return base + "?" + urlencode(args)
+
+    return {
+        "count": page.count,
+        "next": link(page.number + 1) if page.number < page.total_pages else None,
+        "previous": link(page.number - 1) if page.number > 1 else None,
+        "results": results,
+        "page_size": page.size,
+        "current_page_number": page.number,
+        "total_pages": page.total_pages,
+    }
+
+
+def not_found():
+    abort(404)
+
+
+from web.api import alert_groups, alerts, integrations, openapi  # noqa: E402,F401  (registers routes)

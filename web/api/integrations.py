@@ -1,0 +1,152 @@
+"""``/api/v1/integrations/``: create, list, get, update, delete (admins write)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from uuid import UUID
+
+from flask import Response, jsonify, request
+from marshmallow import ValidationError
+
+from domain.ids import PREFIX_INTEGRATION, public_id, random_token
+from domain.integrations import INTEGRATION_TYPES
+from projections.queries import integration_by_id, integration_name_taken, integrations_page
+from web import runtime
+from web.api import api, bad_request, not_found, page_params, paginated, requires
+from web.api.schemas import IntegrationSchema, IntegrationWriteSchema, flatten_templates, nest_templates
+from web.inbound import directory
+
+# Types whose alerts do not arrive at an integration URL.
+NO_URL_TYPES = ("manual", "inbound_email", "direct_paging", "maintenance")
+integration_schema = IntegrationSchema()
+
+
+def serialise(row: dict) -> dict:
+    settings = runtime().settings
+    kind = INTEGRATION_TYPES.get(row["type"])
+    slug = row["type"].removeprefix("legacy_")
+    link = None
+    if row["type"] not in NO_URL_TYPES:
+        link = f"{settings.base_url}/integrations/v1/{slug}/{row['token']}/"
+    inbound_email = None
+    if row["type"] == "inbound_email" and settings.inbound_email_domain:
+        inbound_email = f"{row['token']}@{settings.inbound_email_domain}"
+    return integration_schema.dump(
+        {
+            **row,
+            "type": slug,
+            "link": link,
+            "inbound_email": inbound_email,
+            "default_route": {
+                "id": row["default_route_id"],
+                "escalation_chain_id": None,
+                "slack": {"channel_id": None, "enabled": False},
+                "telegram": {"id": None, "enabled": False},
+            },
+            "templates": nest_templates(row["templates"]),
+            "heartbeat": {"link": f"{link}heartbeat/"} if link and kind and kind.has_heartbeat else None,
+            "maintenance_mode": None,
+            "maintenance_started_at": None,
+            "maintenance_end_at": None,
+        }
+    )
+
+
+def _load(partial: bool) -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise bad_request("A JSON object is expected.")
+    try:
+        return IntegrationWriteSchema().load(body, partial=partial)
+    except ValidationError as invalid:
+        raise bad_request(invalid.messages)
+
+
+def _integration_or_404(integration_id: str) -> dict:
+    row = integration_by_id(runtime().db, integration_id)
+    if row is None:
+        not_found()
+    return row
+
+
+@api.get("/integrations/", strict_slashes=False)
+def list_integrations():
+    number, size = page_params()
+    page = integrations_page(
+        runtime().db, request.args.get("name"), request.args.get("team_id"), number, size
+    )
+    return jsonify(paginated(page, [serialise(row) for row in page.rows]))
+
+
+@api.get("/integrations/<integration_id>/", strict_slashes=False)
+def get_integration(integration_id: str):
+    return jsonify(serialise(_integration_or_404(integration_id)))
+
+
+@api.post("/integrations/", strict_slashes=False)
+@requires("admin")
+def create_integration():
+    data = _load(partial=False)
+    type_slug = data.get("type")
+    if not type_slug:
+        raise bad_request({"type": ["This field is required."]})
+    if type_slug.startswith("legacy_"):
+        raise bad_request("This integration type is deprecated")
+    if type_slug == "direct_paging":
+        raise bad_request("Direct paging integrations can't be created")
+    kind = INTEGRATION_TYPES.get(type_slug)
+    if kind is None:
+        raise bad_request("Invalid integration type")
+    rt = runtime()
+    team_id = data.get("team_id")
+    name = data.get("name") or f"{kind.title} {random_token(4)}"
+    if integration_name_taken(rt.db, name, team_id):
+        raise bad_request("An integration with this name already exists for this team")
+    templates = flatten_templates(data.get("templates") or {}, partial=True)
+    integration, position = rt.config.create_integration(
+        type=type_slug,
+        name=name,
+        token=random_token(),
+        team_id=team_id,
+        description_short=data.get("description_short"),
+        templates={field: source for field, source in templates.items() if source},
+        created_at=datetime.now(timezone.utc),
+    )
+    rt.wait_for("config", position)
+    return jsonify(serialise(integration_by_id(rt.db, public_id(PREFIX_INTEGRATION, integration.id)))), 201
+
+
+@api.route("/integrations/<integration_id>/", methods=["PUT", "PATCH"], strict_slashes=False)
+@requires("admin")
+def update_integration(integration_id: str):
+    row = _integration_or_404(integration_id)
+    data = _load(partial=True)
+    rt = runtime()
+    team_id = data.get("team_id", row["team_id"])
+    name = data.get("name")
+    if name is not None and integration_name_taken(rt.db, name, team_id, except_id=integration_id):
+        raise bad_request("An integration with this name already exists for this team")
+    changes = {}
+    if "description_short" in data:
+        changes["description_short"] = data["description_short"]
+    if "team_id" in data:
+        changes["team_id"] = data["team_id"]
+    position = rt.config.update_integration(
+        UUID(row["uuid"]),
+        name=name,
+        templates=flatten_templates(data.get("templates") or {}, partial=True),
+        **changes,
+    )
+    rt.wait_for("config", position)
+    return jsonify(serialise(_integration_or_404(integration_id)))
+
+
+@api.delete("/integrations/<integration_id>/", strict_slashes=False)
+@requires("admin")
+def delete_integration(integration_id: str):
+    row = _integration_or_404(integration_id)
+    rt = runtime()
+    position = rt.config.delete_integration(UUID(row["uuid"]), at=datetime.now(timezone.utc))
+    rt.wait_for("config", position)
+    directory.forget()
+    return Response(status=204)

@@ -1,0 +1,121 @@
+"""The OpenAPI document of the API, generated from the marshmallow schemas."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import jsonify
+
+from web.api import api
+from web.api.schemas import (
+    AlertGroupPageSchema,
+    AlertGroupSchema,
+    AlertPageSchema,
+    ErrorSchema,
+    IntegrationPageSchema,
+    IntegrationSchema,
+    IntegrationWriteSchema,
+    SilenceSchema,
+    TimelineSchema,
+)
+
+GROUP_FILTERS = ("id", "integration_id", "route_id", "state", "started_at", "page", "perpage")
+ACTIONS = ("acknowledge", "unacknowledge", "resolve", "unresolve", "silence", "unsilence")
+
+
+def _query(names) -> list[dict]:
+    return [{"in": "query", "name": n, "schema": {"type": "string"}, "required": False} for n in names]
+
+
+def _ok(schema: str, status: str = "200") -> dict:
+    return {
+        status: {"description": "OK", "content": {"application/json": {"schema": schema}}},
+        "400": {"description": "Invalid request", "content": {"application/json": {"schema": "Error"}}},
+        "403": {"description": "Invalid token or role", "content": {"application/json": {"schema": "Error"}}},
+    }
+
+
+def _path_id(name: str) -> list[dict]:
+    return [{"in": "path", "name": name, "required": True, "schema": {"type": "string"}}]
+
+
+def build_spec() -> dict:
+    spec = APISpec(
+        title="Tocsin public API",
+        version="v1",
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={"description": "Grafana OnCall compatible public API (v1)."},
+        components={"securitySchemes": {"token": {"type": "apiKey", "in": "header", "name": "Authorization"}}},
+        security=[{"token": []}],
+    )
+    for name, schema in (
+        ("Error", ErrorSchema),
+        ("AlertGroup", AlertGroupSchema),
+        ("AlertGroupPage", AlertGroupPageSchema),
+        ("AlertPage", AlertPageSchema),
+        ("Timeline", TimelineSchema),
+        ("Integration", IntegrationSchema),
+        ("IntegrationPage", IntegrationPageSchema),
+        ("IntegrationWrite", IntegrationWriteSchema),
+        ("Silence", SilenceSchema),
+    ):
+        spec.components.schema(name, schema=schema)
+    spec.path(
+        "/api/v1/alert_groups/",
+        operations={"get": {"summary": "List alert groups", "parameters": _query(GROUP_FILTERS),
+                            "responses": _ok("AlertGroupPage")}},
+    )
+    spec.path(
+        "/api/v1/alert_groups/{id}/", parameters=_path_id("id"),
+        operations={"get": {"summary": "Get an alert group", "responses": _ok("AlertGroup")}},
+    )
+    spec.path(
+        "/api/v1/alert_groups/{id}/timeline/", parameters=_path_id("id"),
+        operations={"get": {"summary": "The audit timeline of an alert group", "responses": _ok("Timeline")}},
+    )
+    for action in ACTIONS:
+        operation = {"summary": f"{action.title()} an alert group",
+                     "responses": {"200": {"description": "Done (empty body)"},
+                                   "400": {"description": "Refused", "content": {"application/json": {"schema": "Error"}}}}}
+        if action == "silence":
+            operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": "Silence"}}}
+        spec.path(f"/api/v1/alert_groups/{{id}}/{action}", parameters=_path_id("id"), operations={"post": operation})
+    spec.path(
+        "/api/v1/alerts/",
+        operations={"get": {"summary": "List alerts with their payloads",
+                            "parameters": _query(("id", "alert_group_id", "search", "page", "perpage")),
+                            "responses": _ok("AlertPage")}},
+    )
+    write_body = {"required": True, "content": {"application/json": {"schema": "IntegrationWrite"}}}
+    spec.path(
+        "/api/v1/integrations/",
+        operations={
+            "get": {"summary": "List integrations", "parameters": _query(("name", "team_id", "page", "perpage")),
+                    "responses": _ok("IntegrationPage")},
+            "post": {"summary": "Create an integration", "requestBody": write_body,
+                     "responses": _ok("Integration", "201")},
+        },
+    )
+    spec.path(
+        "/api/v1/integrations/{id}/", parameters=_path_id("id"),
+        operations={
+            "get": {"summary": "Get an integration", "responses": _ok("Integration")},
+            "put": {"summary": "Update an integration", "requestBody": write_body, "responses": _ok("Integration")},
+            "patch": {"summary": "Update an integration", "requestBody": write_body, "responses": _ok("Integration")},
+            "delete": {"summary": "Delete an integration", "responses": {"204": {"description": "Deleted"}}},
+        },
+    )
+    return spec.to_dict()
+
+
+@lru_cache(maxsize=1)
+def _document() -> dict:
+    return build_spec()
+
+
+@api.get("/openapi.json")
+def openapi_document():
+    return jsonify(_document())

@@ -1,0 +1,163 @@
+"""Inbound integration URLs (OnCall's ``/integrations/v1/<type>/<token>/``).
+
+Thin: find the integration, check the URL type, parse the body, commit it to the inbox, answer.
+Everything else happens in ingest, after the 2xx.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import threading
+import time
+from datetime import datetime, timezone
+from uuid import UUID
+
+from flask import Blueprint, Response, jsonify, render_template_string, request
+from markupsafe import escape
+
+from domain.configuration import token_digest
+from domain.inbox import KIND_ALERT, HeartbeatPing, ReceivedAlert
+from domain.integrations import INTEGRATION_TYPES
+from projections.queries import integration_by_token_digest
+from web import runtime
+
+inbound = Blueprint("inbound", __name__, url_prefix="/integrations/v1")
+
+# The alertmanager and grafana_alerting URLs also take their legacy types' tokens.
+URL_TYPES = {
+    "alertmanager": {"alertmanager", "legacy_alertmanager"},
+    "grafana_alerting": {"grafana_alerting", "legacy_grafana_alerting"},
+}
+TOKEN_CACHE_SECONDS = 5.0
+
+PAGE = """<!doctype html>
+<html><head><title>Tocsin integration {{ name }}</title></head>
+<body><h1>This is a Tocsin integration link</h1>
+<p>Integration <strong>{{ name }}</strong> ({{ type_title }}) receives alerts at this URL.</p>
+<p>Send them with <code>POST {{ url }}</code> and a JSON body.</p></body></html>
+"""
+
+
+class IntegrationDirectory:
+    """Token to integration, cached briefly (a deleted integration stops answering within 5 s)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[float, dict | None]] = {}
+        self._lock = threading.Lock()
+
+    def find(self, token: str) -> dict | None:
+        digest = token_digest(token)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(digest)
+        if hit is not None and hit[0] > now:
+            integration = hit[1]
+        else:
+            integration = integration_by_token_digest(runtime().db, digest)
+            with self._lock:
+                self._cache[digest] = (now + TOKEN_CACHE_SECONDS, integration)
+        if integration is None or not hmac.compare_digest(integration["token"], token):
+            return None
+        return integration
+
+    def forget(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+
+directory = IntegrationDirectory()
+
+
+class BadPayload(Exception):
+    def __init__(self, status: int, body: Response | str):
+        self.status = status
+        self.body = body
+
+
+def _title(type_slug: str) -> str:
+    kind = INTEGRATION_TYPES.get(type_slug)
+    return kind.title if kind else type_slug
+
+
+def _find_integration(url_type: str, token: str) -> tuple[dict | None, Response | None]:
+    integration = directory.find(token)
+    if integration is None:
+        return None, Response(
+            "Integration key was not found. Permission denied.", status=403, mimetype="text/html"
+        )
+    if integration["type"] not in URL_TYPES.get(url_type, {url_type}):
+        return None, Response(
+            f"This url is for integration with {_title(url_type)}. "
+            f"Key is for {_title(integration['type'])}",
+            status=400,
+            mimetype="text/plain",
+        )
+    return integration, None
+
+
+def parse_body() -> object:
+    """The request body as a payload: JSON, or a form as a flat object (last value wins)."""
+    raw = request.get_data(cache=True)  # enforces MAX_CONTENT_LENGTH (413)
+    mimetype = (request.mimetype or "").lower()
+    if not raw and mimetype in ("", "application/json"):
+        return {}
+    if mimetype == "application/json" or mimetype.endswith("+json"):
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise BadPayload(400, jsonify({"detail": f"JSON parse error - {exc}"}))
+    if mimetype == "application/x-www-form-urlencoded":
+        return {key: values[-1] for key, values in request.form.lists()}
+    if mimetype == "multipart/form-data":
+        if request.files:
+            raise BadPayload(400, "File uploads are not allowed")
+        return {key: values[-1] for key, values in request.form.lists()}
+    shown = request.content_type or ""
+    raise BadPayload(415, jsonify({"detail": f'Unsupported media type "{shown}" in request.'}))
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@inbound.route("/<url_type>/<token>/", methods=["GET", "HEAD", "POST"], strict_slashes=False)
+def receive(url_type: str, token: str):
+    integration, refusal = _find_integration(url_type, token)
+    if refusal is not None:
+        return refusal
+    if request.method in ("GET", "HEAD"):
+        return render_template_string(
+            PAGE,
+            name=escape(integration["name"]),
+            type_title=_title(integration["type"]),
+            url=request.base_url,
+        )
+    try:
+        payload = parse_body()
+    except BadPayload as bad:
+        return bad.body, bad.status
+    entry = ReceivedAlert(
+        integration_id=_uuid(integration),
+        kind=KIND_ALERT,
+        payload_json=json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
+        received_at=_now(),
+    )
+    runtime().committer.submit(entry)
+    return jsonify("Ok.")
+
+
+@inbound.route("/<url_type>/<token>/heartbeat/", methods=["GET", "POST"], strict_slashes=False)
+def heartbeat(url_type: str, token: str):
+    # As in OnCall, any valid token works under any heartbeat URL type.
+    integration = directory.find(token)
+    if integration is None:
+        return Response("Integration key was not found. Permission denied.", status=403, mimetype="text/html")
+    runtime().committer.submit(HeartbeatPing(integration_id=_uuid(integration), received_at=_now()))
+    if request.method == "GET":
+        return jsonify(":)")
+    return Response(status=200)
+
+
+def _uuid(integration: dict) -> UUID:
+    return UUID(integration["uuid"])

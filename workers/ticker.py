@@ -1,0 +1,45 @@
+"""The ticker: turns due deadlines into fenced commands (timed unsilence, later escalations)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timezone
+from uuid import UUID
+
+from domain.applications import Alerting
+from projections.db import Database, iso
+from projections.deadlines import KIND_UNSILENCE, due_deadlines
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Ticker:
+    def __init__(self, db: Database, alerting: Alerting, clock: Callable[[], datetime] = utcnow):
+        self.db = db
+        self.alerting = alerting
+        self.clock = clock
+
+    def tick(self) -> int:
+        """Run every due command once; returns how many changed something."""
+        now = self.clock()
+        done = 0
+        for row in due_deadlines(self.db, iso(now)):
+            if row["kind"] == KIND_UNSILENCE:
+                # Fenced: a no-op when the silence was changed or ended since the deadline was set.
+                if self.alerting.unsilence_when_due(UUID(row["subject"]), int(row["fence"]), at=now):
+                    done += 1
+        return done
+
+    def run_forever(self, stop: threading.Event, interval: float = 1.0) -> None:
+        while not stop.is_set():
+            try:
+                self.tick()
+            except Exception:
+                log.exception("ticker failed; retrying")
+            stop.wait(interval)
