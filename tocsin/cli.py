@@ -132,18 +132,9 @@ def cmd_replay(args) -> int:
     """Drop every read model and rebuild it from the events."""
     runtime = _runtime()
     try:
-        for name, runner in runtime.runners.items():
-            with runtime.db.transaction() as cur:
-                for projection in runner.projections:
-                    for table in projection.tables:
-                        cur.execute(f"DELETE FROM {table}")
-                    cur.execute(
-                        "DELETE FROM projection_tracking WHERE projection = %s AND upstream = %s",
-                        (projection.name, projection.upstream),
-                    )
-            runner._initialised = False
-            count = runner.catch_up()
-            print(f"{name}: replayed {count} events into {', '.join(runner.names)}")
+        for upstream, count in runtime.rebuild_read_models().items():
+            names = ", ".join(runtime.runners[upstream].names)
+            print(f"{upstream}: replayed {count} events into {names}")
     finally:
         runtime.close()
     return 0

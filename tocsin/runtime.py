@@ -88,6 +88,21 @@ class Runtime:
         self.runners["inbox"].catch_up()
         self.runners["alerting"].catch_up()
 
+    def rebuild_read_models(self) -> dict[str, int]:
+        """Empty every read model and apply all events again; returns events read per upstream."""
+        replayed = {}
+        for name, runner in self.runners.items():
+            with self.db.transaction() as cur:
+                for projection in runner.projections:
+                    for table in projection.tables:
+                        cur.execute(f"DELETE FROM {table}")
+                    cur.execute(
+                        "UPDATE projection_tracking SET position = 0 WHERE projection = %s AND upstream = %s",
+                        (projection.name, projection.upstream),
+                    )
+            replayed[name] = runner.catch_up()
+        return replayed
+
     # --- background work -----------------------------------------------------------------------
 
     def start(self, ingest: bool = True, projections: bool = True, ticker: bool = True) -> None:

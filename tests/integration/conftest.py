@@ -1,0 +1,40 @@
+"""Helpers for tests that drive the HTTP API (the `client` fixture comes from tests/conftest.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import eventually
+
+
+@pytest.fixture
+def make_integration(client):
+    def make(type_: str = "alertmanager", **fields) -> dict:
+        response = client.post("/api/v1/integrations/", json={"type": type_, **fields})
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    return make
+
+
+def inbound_path(integration: dict) -> str:
+    """The path part of an integration's link (the test client talks to the app directly)."""
+    return integration["link"].removeprefix("http://tocsin.test")
+
+
+def groups_of(client, integration_id: str) -> list[dict]:
+    return client.get(f"/api/v1/alert_groups/?integration_id={integration_id}").get_json()["results"]
+
+
+def wait_for_groups(client, integration_id: str, count: int, **expect) -> list[dict]:
+    """Wait until the integration has ``count`` groups (and, if given, the first matches ``expect``)."""
+
+    def check():
+        groups = groups_of(client, integration_id)
+        if len(groups) != count:
+            return None
+        if expect and any(groups[0].get(k) != v for k, v in expect.items()):
+            return None
+        return groups
+
+    return eventually(check, describe=f"{count} group(s) {expect or ''} for {integration_id}")

@@ -1,0 +1,103 @@
+"""Correctness under concurrency, and read models that rebuild to exactly what they were."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+from tests.conftest import eventually, load_payload
+from tests.integration.conftest import groups_of, inbound_path, wait_for_groups
+
+FIRING = load_payload("captured/alertmanager/am-02-firing-group-3-alerts.json")
+RESOLVED = load_payload("captured/alertmanager/am-10-resolved-group.json")
+READ_MODELS = ("alert_groups", "alerts", "timeline", "deadlines", "integrations", "api_tokens", "heartbeats")
+
+
+def post_many(app, path: str, body: bytes, count: int) -> list[int]:
+    def post(_):
+        with app.test_client() as c:
+            return c.post(path, data=body, content_type="application/json").status_code
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(post, range(count)))
+
+
+def test_32_identical_alerts_at_once_make_one_group(app, client, make_integration):
+    integration = make_integration("alertmanager")
+    statuses = post_many(app, inbound_path(integration), FIRING, 32)
+    assert statuses == [200] * 32
+    (group,) = wait_for_groups(client, integration["id"], 1, alerts_count=32)
+    alerts = client.get(f"/api/v1/alerts/?alert_group_id={group['id']}&perpage=100").get_json()
+    assert alerts["count"] == 32
+
+
+def test_parallel_acknowledge_and_resolve_apply_once_each(app, client, make_integration, admin_token):
+    integration = make_integration("alertmanager")
+    client.post(inbound_path(integration), data=FIRING, content_type="application/json")
+    (group,) = wait_for_groups(client, integration["id"], 1)
+
+    def act(action: str) -> int:
+        with app.test_client() as c:
+            return c.post(
+                f"/api/v1/alert_groups/{group['id']}/{action}", headers={"Authorization": admin_token}
+            ).status_code
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(act, ["acknowledge", "resolve"] * 8))
+    assert set(statuses) <= {200, 400}, statuses
+    assert statuses[1::2].count(200) == 1  # exactly one resolve won
+    final = client.get(f"/api/v1/alert_groups/{group['id']}/").get_json()
+    assert final["state"] == "resolved"
+    timeline = client.get(f"/api/v1/alert_groups/{group['id']}/timeline/").get_json()["results"]
+    types = [entry["type"] for entry in timeline]
+    assert types.count(13) == 1 and types.count(0) <= 1
+
+
+def test_alerts_arriving_during_user_actions_are_all_kept(app, client, make_integration, admin_token):
+    integration = make_integration("alertmanager")
+    path = inbound_path(integration)
+    client.post(path, data=FIRING, content_type="application/json")
+    (group,) = wait_for_groups(client, integration["id"], 1)
+
+    def toggle(_):
+        with app.test_client() as c:
+            for action in ("acknowledge", "unacknowledge"):
+                c.post(f"/api/v1/alert_groups/{group['id']}/{action}", headers={"Authorization": admin_token})
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        posts = pool.submit(post_many, app, path, FIRING, 20)
+        list(pool.map(toggle, range(5)))
+        assert posts.result() == [200] * 20
+    eventually(
+        lambda: groups_of(client, integration["id"])[0]["alerts_count"] == 21,
+        describe="all 21 alerts in the one group",
+    )
+
+
+def snapshot(runtime) -> dict[str, list]:
+    tables = {}
+    for table in READ_MODELS:
+        rows = runtime.db.query(f"SELECT * FROM {table}")
+        tables[table] = sorted(json.dumps(row, sort_keys=True, default=str) for row in rows)
+    return tables
+
+
+def test_replay_rebuilds_every_read_model_exactly(runtime, client, make_integration):
+    am = make_integration("alertmanager")
+    hook = make_integration("webhook", name="hook")
+    client.post(inbound_path(am), data=FIRING, content_type="application/json")
+    client.post(inbound_path(hook), json={"alert_uid": "x", "title": "cpu"})
+    client.post(inbound_path(hook), json={"alert_uid": "y", "title": "disk"})
+    client.get(inbound_path(am) + "heartbeat/")
+    groups = wait_for_groups(client, hook["id"], 2)
+    client.post(f"/api/v1/alert_groups/{groups[0]['id']}/acknowledge")
+    client.post(f"/api/v1/alert_groups/{groups[1]['id']}/silence", json={"delay": 3600})
+    client.post(inbound_path(am), data=RESOLVED, content_type="application/json")
+    wait_for_groups(client, am["id"], 1, state="resolved")
+    runtime.catch_up()
+    live = snapshot(runtime)
+    assert live["alert_groups"] and live["timeline"] and live["deadlines"]
+
+    runtime.rebuild_read_models()
+
+    assert snapshot(runtime) == live
