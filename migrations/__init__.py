@@ -44,3 +44,12 @@ def apply_migrations(db: Database) -> list[str]:
             )
             applied_now.append(name)
     return applied_now
+
+
+def migrations_applied(db: Database) -> bool:
+    """True when every migration file has been applied."""
+    try:
+        done = {row["name"] for row in db.query(f"SELECT name FROM {TABLE}")}
+    except Exception:  # no migrations table yet
+        return False
+    return {name for name, _ in migration_files(db.dialect)} <= done

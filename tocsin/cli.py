@@ -6,19 +6,39 @@ import argparse
 import logging
 import os
 import sys
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from domain.configuration import ROLES
 from domain.ids import random_token
-from migrations import apply_migrations
+from migrations import apply_migrations, migrations_applied
 from tocsin.runtime import Runtime
 from tocsin.settings import Settings
 
 log = logging.getLogger("tocsin")
 
 
-def _runtime(create_tables: bool = False) -> Runtime:
-    return Runtime(Settings.from_env(), create_tables=create_tables)
+class NotMigrated(SystemExit):
+    pass
+
+
+def _runtime() -> Runtime:
+    """A runtime for a one-off command; the embedded database migrates itself on first use."""
+    settings = Settings.from_env()
+    if settings.backend == "sqlite":
+        migrate(settings)
+    runtime = Runtime(settings)
+    if not migrations_applied(runtime.db):
+        runtime.close()
+        raise NotMigrated("The database has no Tocsin tables yet: run `tocsin migrate` first.")
+    return runtime
+
+
+def _listening(settings: Settings, host: str | None, port: int | None) -> Settings:
+    """Where the server listens; the public base URL follows it unless TOCSIN_BASE_URL is set."""
+    host, port = host or settings.host, port or settings.port
+    base_url = os.environ.get("TOCSIN_BASE_URL") or f"http://{host}:{port}"
+    return replace(settings, host=host, port=port, base_url=base_url.rstrip("/"))
 
 
 def migrate(settings: Settings) -> list[str]:
@@ -67,7 +87,7 @@ def cmd_serve(args) -> int:
     from projections.queries import any_api_token
     from web import create_app
 
-    settings = Settings.from_env()
+    settings = _listening(Settings.from_env(), args.host, args.port)
     migrate(settings)
     runtime = Runtime(settings)
     runtime.catch_up()
@@ -75,11 +95,9 @@ def cmd_serve(args) -> int:
         token = create_token(runtime, "admin", "admin")
         print(f"Admin API token (shown once, keep it): {token}", flush=True)
     runtime.start()
-    host = args.host or settings.host
-    port = args.port or settings.port
-    print(f"Tocsin is listening on http://{host}:{port} ({settings.backend})", flush=True)
+    print(f"Tocsin is listening on http://{settings.host}:{settings.port} ({settings.backend})", flush=True)
     try:
-        serve(create_app(runtime), host=host, port=port, threads=16, ident="tocsin")
+        serve(create_app(runtime), host=settings.host, port=settings.port, threads=16, ident="tocsin")
     finally:
         runtime.close()
     return 0
@@ -118,10 +136,11 @@ def cmd_ticker(args) -> int:
 
 def cmd_web(args) -> int:
     """Production web process: gunicorn with threaded workers (each builds its own runtime)."""
-    settings = Settings.from_env()
+    settings = _listening(Settings.from_env(), args.host, args.port)
+    os.environ["TOCSIN_BASE_URL"] = settings.base_url  # the workers build their settings from it
     workers = os.environ.get("TOCSIN_WEB_WORKERS", "2")
     threads = os.environ.get("TOCSIN_WEB_THREADS", "16")
-    bind = f"{args.host or settings.host}:{args.port or settings.port}"
+    bind = f"{settings.host}:{settings.port}"
     argv = ["gunicorn", "--worker-class", "gthread", "--workers", workers, "--threads", threads,
             "--bind", bind, "--access-logfile", "-", "web.wsgi:app"]
     os.execvp(argv[0], argv)

@@ -77,7 +77,9 @@ class Settings:
                 POSTGRES_LOCK_TIMEOUT="5",
                 POSTGRES_CONNECT_TIMEOUT="5",
                 POSTGRES_PRE_PING="y",
-                POSTGRES_POOL_SIZE="4",
+                # Small pools: every process builds three applications (one writer thread each
+                # on the hot path, thanks to group commit and batched ingest).
+                POSTGRES_POOL_SIZE="2",
                 POSTGRES_MAX_OVERFLOW="4",
             )
         else:
