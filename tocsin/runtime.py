@@ -141,6 +141,10 @@ class Runtime:
 
     def close(self) -> None:
         self._stop.set()
+        # Idle followers sleep on their waker, not on the stop event: wake them to stop now.
+        self.ingest.waker.notify()
+        for runner in self.runners.values():
+            runner.waker.notify()
         for thread in self._threads:
             thread.join(timeout=5)
         if self._committer is not None:

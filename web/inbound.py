@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hmac
 import json
+import math
+import re
 import threading
 import time
 from datetime import datetime, timezone
@@ -96,6 +98,29 @@ def _find_integration(url_type: str, token: str) -> tuple[dict | None, Response 
     return integration, None
 
 
+# A lone surrogate (an escaped \ud800, or its raw UTF-8 bytes) parses, but no store can encode it.
+_MAYBE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+
+
+def _non_finite(text: str):
+    raise ValueError(f"Out of range float values are not JSON compliant: {text!r}")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400
+        _non_finite(text)
+    return value
+
+
+def _load_json(raw: bytes) -> object:
+    """Parse strictly: NaN/Infinity or a lone surrogate would be stored, then break every reader."""
+    payload = json.loads(raw, parse_float=_finite_float, parse_constant=_non_finite)
+    if _MAYBE_SURROGATE.search(raw):
+        json.dumps(payload, ensure_ascii=False).encode()  # UnicodeEncodeError is a ValueError
+    return payload
+
+
 def parse_body() -> object:
     """The request body as a payload: JSON, or a form as a flat object (last value wins)."""
     raw = request.get_data(cache=True)  # enforces MAX_CONTENT_LENGTH (413)
@@ -104,8 +129,8 @@ def parse_body() -> object:
         return {}
     if mimetype == "application/json" or mimetype.endswith("+json"):
         try:
-            return json.loads(raw)
-        except ValueError as exc:
+            return _load_json(raw)
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
             raise BadPayload(400, jsonify({"detail": f"JSON parse error - {exc}"}))
     if mimetype == "application/x-www-form-urlencoded":
         return {key: values[-1] for key, values in request.form.lists()}

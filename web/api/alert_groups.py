@@ -50,8 +50,9 @@ def _serialise(row: dict) -> dict:
 def _filters() -> dict:
     args = request.args
     filters = {name: args.get(name) for name in ("id", "integration_id", "route_id")}
-    state = args.get("state")
-    if state is not None:
+    # As OnCall: case-insensitive, and an empty value is no filter.
+    state = (args.get("state") or "").lower()
+    if state:
         if state not in STATES:
             raise bad_request({"state": f"Must be one of the following: {', '.join(STATES)}"})
         filters["state"] = "firing" if state == "new" else state
@@ -137,8 +138,8 @@ def unresolve(group_id: str):
 @api.post("/alert_groups/<group_id>/silence", strict_slashes=False)
 @requires("editor")
 def silence(group_id: str):
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or "delay" not in body:
+    body = request.get_json(silent=True) if request.is_json else request.form.to_dict()
+    if not isinstance(body, dict) or body.get("delay") is None:
         raise bad_request("delay is required")
     try:
         delay = SilenceSchema().load(body)["delay"]

@@ -81,7 +81,8 @@ class SilenceSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    delay = fields.Integer(required=True, strict=True, validate=validate.Range(min=-1))
+    # Lenient as OnCall (it calls int() on whatever was sent): "3600" and 1.5 are accepted.
+    delay = fields.Integer(required=True, allow_none=False, validate=validate.Range(min=-1))
 
 
 class TimelineEntrySchema(Schema):
