@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import unavailable as skip_or_fail
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 ALERTMANAGER_BINARY = "prometheus-alertmanager"
@@ -34,17 +36,6 @@ _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def running_in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
-
-
-def skip_or_fail(reason: str) -> None:
-    """A missing prerequisite skips locally but must not silently pass CI."""
-    if running_in_ci():
-        pytest.fail(f"{reason} (CI=true, so this is a failure, not a skip)")
-    pytest.skip(reason)
 
 
 def free_port() -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import eventually
+from tests.conftest import eventually, load_payload
 
 
 @pytest.fixture
@@ -38,3 +38,12 @@ def wait_for_groups(client, integration_id: str, count: int, **expect) -> list[d
         return groups
 
     return eventually(check, describe=f"{count} group(s) {expect or ''} for {integration_id}")
+
+
+def send(client, integration: dict, payload: str | dict) -> None:
+    """Post a fixture file (by name) or a dict to the integration link; the sender gets 200 "Ok."."""
+    if isinstance(payload, str):
+        response = client.post(inbound_path(integration), data=load_payload(payload), content_type="application/json")
+    else:
+        response = client.post(inbound_path(integration), json=payload)
+    assert (response.status_code, response.get_json()) == (200, "Ok.")

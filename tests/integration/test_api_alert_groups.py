@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.conftest import eventually, load_payload
-from tests.integration.conftest import inbound_path, wait_for_groups
+from tests.integration.conftest import send, wait_for_groups
 from tocsin.cli import create_token
 
 AM = "captured/alertmanager/"
@@ -26,15 +26,6 @@ FORBIDDEN = {"detail": "You do not have permission to perform this action."}
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def send(client, integration: dict, payload: str | dict) -> None:
-    """Post a fixture file (by name) or a dict to the integration link; the sender gets 200 "Ok."."""
-    if isinstance(payload, str):
-        response = client.post(inbound_path(integration), data=load_payload(payload), content_type="application/json")
-    else:
-        response = client.post(inbound_path(integration), json=payload)
-    assert (response.status_code, response.get_json()) == (200, "Ok.")
 
 
 def get_group(client, group_id: str) -> dict:

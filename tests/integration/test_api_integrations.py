@@ -11,28 +11,13 @@ import re
 
 import pytest
 
-from tests.conftest import load_payload
-from tests.integration.conftest import groups_of, inbound_path, wait_for_groups
+from web.api.schemas import CHANNEL_FIELDS
+from tests.integration.conftest import groups_of, inbound_path, send, wait_for_groups
 
 BASE = "http://tocsin.test"
 AM_INSTANCE_DOWN = "captured/alertmanager/am-02-firing-group-3-alerts.json"
 AM_DISK_FULL = "captured/alertmanager/am-01-firing-single.json"
-CHANNELS = {
-    "slack": ("title", "message", "image_url"),
-    "web": ("title", "message", "image_url"),
-    "sms": ("title",),
-    "phone_call": ("title",),
-    "telegram": ("title", "message", "image_url"),
-    "email": ("title", "message"),
-}
-
-
-def send(client, integration: dict, payload: str | dict) -> None:
-    if isinstance(payload, str):
-        response = client.post(inbound_path(integration), data=load_payload(payload), content_type="application/json")
-    else:
-        response = client.post(inbound_path(integration), json=payload)
-    assert (response.status_code, response.get_json()) == (200, "Ok.")
+CHANNELS = CHANNEL_FIELDS
 
 
 def create(client, **body):
