@@ -6,7 +6,7 @@ import json
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
-from domain.integrations import TEMPLATE_FIELDS
+from domain.integrations import CHANNEL_ATTRIBUTES, TEMPLATE_FIELDS
 from domain.templating import validate_syntax
 
 # --- shared -------------------------------------------------------------------------------------
@@ -101,14 +101,7 @@ class TimelineSchema(Schema):
 
 # --- integrations -------------------------------------------------------------------------------
 
-CHANNEL_FIELDS = {
-    "slack": ("title", "message", "image_url"),
-    "web": ("title", "message", "image_url"),
-    "sms": ("title",),
-    "phone_call": ("title",),
-    "telegram": ("title", "message", "image_url"),
-    "email": ("title", "message"),
-}
+CHANNEL_FIELDS = CHANNEL_ATTRIBUTES
 TOP_LEVEL_TEMPLATES = ("grouping_key", "resolve_signal", "acknowledge_signal", "source_link")
 assert set(TOP_LEVEL_TEMPLATES) | {f"{c}.{a}" for c, attrs in CHANNEL_FIELDS.items() for a in attrs} == set(
     TEMPLATE_FIELDS
