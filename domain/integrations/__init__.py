@@ -16,7 +16,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
-from domain.integrations import alertmanager, formatted_webhook, grafana_alerting, webhook
+from domain.integrations import (
+    alertmanager,
+    direct_paging,
+    elastalert,
+    formatted_webhook,
+    grafana_alerting,
+    inbound_email,
+    kapacitor,
+    legacy_alertmanager,
+    legacy_grafana_alerting,
+    manual,
+    webhook,
+)
 from domain.integrations.base import TEMPLATE_FIELDS, IntegrationType
 from domain.templating import (
     MAX_RESULT_LENGTH,
@@ -41,7 +53,8 @@ __all__ = [
     "render_appearance",
 ]
 
-# In OnCall's UI order.
+# In OnCall's order (INSTALLED_ONCALL_INTEGRATIONS, the UI order); OnCall's maintenance, zabbix
+# and grafana (legacy Grafana ≤8) types are not implemented.
 INTEGRATION_TYPES: dict[str, IntegrationType] = {
     integration_type.slug: integration_type
     for integration_type in (
@@ -49,6 +62,13 @@ INTEGRATION_TYPES: dict[str, IntegrationType] = {
         webhook.INTEGRATION_TYPE,
         alertmanager.INTEGRATION_TYPE,
         formatted_webhook.INTEGRATION_TYPE,
+        kapacitor.INTEGRATION_TYPE,
+        elastalert.INTEGRATION_TYPE,
+        inbound_email.INTEGRATION_TYPE,
+        manual.INTEGRATION_TYPE,
+        direct_paging.INTEGRATION_TYPE,
+        legacy_alertmanager.INTEGRATION_TYPE,
+        legacy_grafana_alerting.INTEGRATION_TYPE,
     )
 }
 

@@ -71,11 +71,31 @@ def heartbeat_payload(name: str) -> Any:
     return load(EXAMPLES / "heartbeat" / f"{name}.json")["raw_request_data"]
 
 
+def example_or_constructed(integration_type: IntegrationType) -> Any:
+    """The type's demo payload, or for the paging types (none) the constructed example file."""
+    if integration_type.example_payload is not None:
+        return integration_type.example_payload
+    return load(EXAMPLES / f"{integration_type.slug}.json")
+
+
 # --- registry and metadata --------------------------------------------------------------------
 
 
 def test_registry_lists_the_types_in_oncall_ui_order() -> None:
-    assert list(INTEGRATION_TYPES) == ["grafana_alerting", "webhook", "alertmanager", "formatted_webhook"]
+    # OnCall's INSTALLED_ONCALL_INTEGRATIONS without maintenance, zabbix and grafana (legacy ≤8).
+    assert list(INTEGRATION_TYPES) == [
+        "grafana_alerting",
+        "webhook",
+        "alertmanager",
+        "formatted_webhook",
+        "kapacitor",
+        "elastalert",
+        "inbound_email",
+        "manual",
+        "direct_paging",
+        "legacy_alertmanager",
+        "legacy_grafana_alerting",
+    ]
 
 
 def test_unknown_type_is_a_key_error() -> None:
@@ -90,6 +110,13 @@ def test_unknown_type_is_a_key_error() -> None:
         ("grafana_alerting", "Grafana Alerting", True, False),
         ("webhook", "Webhook", True, True),
         ("formatted_webhook", "Formatted webhook", True, True),
+        ("kapacitor", "Kapacitor", True, False),
+        ("elastalert", "Elastalert", True, True),
+        ("inbound_email", "Inbound Email", True, False),
+        ("manual", "Manual", False, False),
+        ("direct_paging", "Direct paging", False, False),
+        ("legacy_alertmanager", "(Legacy) AlertManager", True, True),
+        ("legacy_grafana_alerting", "(Deprecated) Grafana Alerting", True, False),
     ],
 )
 def test_metadata(slug: str, title: str, autoresolve: bool, heartbeat: bool) -> None:
@@ -100,9 +127,19 @@ def test_metadata(slug: str, title: str, autoresolve: bool, heartbeat: bool) -> 
     assert integration_type.has_heartbeat is heartbeat
 
 
-@pytest.mark.parametrize("slug", list(INTEGRATION_TYPES))
+WITH_EXAMPLE = [slug for slug, kind in INTEGRATION_TYPES.items() if kind.example_payload is not None]
+
+
+@pytest.mark.parametrize("slug", WITH_EXAMPLE)
 def test_example_payload_is_oncalls(slug: str) -> None:
     assert get_type(slug).example_payload == load(EXAMPLES / f"{slug}.json")
+
+
+@pytest.mark.parametrize("slug", ["manual", "direct_paging"])
+def test_paging_types_have_no_demo_alert(slug: str) -> None:
+    # As in OnCall (example_payload = None ⇒ is_demo_alert_enabled False).
+    assert get_type(slug).example_payload is None
+    assert slug not in WITH_EXAMPLE
 
 
 @pytest.mark.parametrize("slug", list(INTEGRATION_TYPES))
@@ -122,8 +159,10 @@ def test_email_shows_the_web_title_and_message(slug: str) -> None:
 
 @pytest.mark.parametrize("slug", list(INTEGRATION_TYPES))
 def test_no_type_acknowledges_by_default(slug: str) -> None:
-    assert get_type(slug).defaults["acknowledge_signal"] is None
-    assert ingest(get_type(slug), get_type(slug).example_payload).is_acknowledge_signal is False
+    integration_type = get_type(slug)
+    assert integration_type.defaults["acknowledge_signal"] is None
+    for alert in integration_type.split(example_or_constructed(integration_type)):
+        assert evaluate(integration_type, {}, alert).is_acknowledge_signal is False
 
 
 # --- alertmanager -------------------------------------------------------------------------------
@@ -446,11 +485,13 @@ def test_channel_post_processing() -> None:
 @pytest.mark.parametrize("channel", list(CHANNEL_ATTRIBUTES))
 def test_every_channel_renders_the_examples(channel: str) -> None:
     for integration_type in INTEGRATION_TYPES.values():
-        (alert,) = integration_type.split(integration_type.example_payload)
-        rendered = appearance(integration_type, alert, channel)
-        assert set(rendered) == {"title", "message", "image_url"}
-        assert rendered["title"], (integration_type.slug, channel)
-        assert "Template" not in json.dumps(rendered), (integration_type.slug, channel)
+        alerts = integration_type.split(example_or_constructed(integration_type))
+        assert alerts, integration_type.slug
+        for alert in alerts:
+            rendered = appearance(integration_type, alert, channel)
+            assert set(rendered) == {"title", "message", "image_url"}
+            assert rendered["title"], (integration_type.slug, channel)
+            assert "Template" not in json.dumps(rendered), (integration_type.slug, channel)
 
 
 def test_unknown_channel_is_rejected() -> None:

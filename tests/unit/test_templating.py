@@ -6,19 +6,25 @@ Mirrors what OnCall's own tests assert about its templating (reference ยง3 and ย
 from __future__ import annotations
 
 import time
+import tracemalloc
 from datetime import datetime, timezone
 
 import pytest
 
 from domain.templating import (
+    MAX_COMPUTED_SIZE,
     MAX_RESULT_LENGTH,
     MAX_TEMPLATE_LENGTH,
     MAX_TITLE_LENGTH,
+    RENDER_TIME_LIMIT,
     TemplateError,
+    TemplateTimeout,
     TemplateWarning,
     apply_template,
     fallback_text,
     is_truthy,
+    regex_replace,
+    regex_search,
     validate_syntax,
 )
 
@@ -160,14 +166,34 @@ def test_invalid_regex_is_an_error() -> None:
         render("{{ payload.s|regex_search('(unclosed') }}", s="abc")
 
 
-@pytest.mark.timeout(10)  # a hang here would otherwise stall the whole run
-def test_catastrophic_regex_gives_up_after_the_timeout() -> None:
-    # ~2 s by design: the regex timeout is the only render-time guard OnCall has.
+@pytest.mark.timeout(20)  # a hang here would otherwise stall the whole run
+def test_catastrophic_regex_is_stopped_by_the_render_budget() -> None:
+    # Decision: when the render budget (here 0.3 s) is what stops the regex, the render is over:
+    # a template error, not OnCall's None. The regex module counts its timeout in CPU time, so
+    # on a busy machine the wall-clock time can overshoot the budget somewhat.
     started = time.monotonic()
-    rendered = render("{{ payload.s|regex_search('(a|aa)+$') }}", s="a" * 60 + "b")
+    with pytest.raises(TemplateError, match=r"^Template rendering took too long \(limit 0.3s\)$"):
+        apply_template(
+            "{{ payload.s|regex_search('(a|aa)+$') }}", time_limit=0.3, payload={"s": "a" * 60 + "b"}
+        )
+    assert time.monotonic() - started < 3
+
+
+@pytest.mark.timeout(30)
+def test_regex_cap_within_a_larger_budget_gives_none_as_oncall() -> None:
+    # With more budget than the regex's own 2 s cap, the cap is what stops it: None, as in OnCall.
+    started = time.monotonic()
+    rendered = apply_template(
+        "{{ payload.s|regex_search('(a|aa)+$') }}", time_limit=30, payload={"s": "a" * 60 + "b"}
+    )
     elapsed = time.monotonic() - started
     assert rendered == "None"
-    assert 1.5 < elapsed < 5
+    assert 1.5 < elapsed < 15
+
+
+def test_regex_filters_outside_a_render_have_no_budget() -> None:
+    assert regex_search("abc", "b") is True
+    assert regex_replace("abc", "b", "x") == "axc"
 
 
 # --- sandbox ----------------------------------------------------------------------------------
@@ -275,3 +301,127 @@ def test_falsy_values(value: object) -> None:
 def test_rendered_comparison_is_a_truthy_condition() -> None:
     assert is_truthy(render('{{ payload.status == "resolved" }}', status="resolved"))
     assert not is_truthy(render('{{ payload.status == "resolved" }}', status="firing"))
+
+
+# --- render budget and size guards ------------------------------------------------------------
+
+ITEMS = list(range(1000))
+NESTED_LOOPS = (
+    '{% for a in payload["items"] %}{% for b in payload["items"] %}{% for c in payload["items"] %}'
+    "{{ a }}{% endfor %}{% endfor %}{% endfor %}"
+)
+
+
+def test_render_budget_default() -> None:
+    assert RENDER_TIME_LIMIT == 1.0
+
+
+@pytest.mark.timeout(20)
+def test_nested_loops_over_a_big_payload_stop_at_the_budget() -> None:
+    # 10**9 iterations would take minutes; the render stops after about RENDER_TIME_LIMIT.
+    started = time.monotonic()
+    with pytest.raises(TemplateError, match=r"^Template rendering took too long \(limit 1.0s\)$") as failure:
+        render(NESTED_LOOPS, items=ITEMS)
+    elapsed = time.monotonic() - started
+    assert isinstance(failure.value, TemplateTimeout)
+    assert 0.9 < elapsed < 3
+
+
+def test_payload_dot_items_is_the_dict_method_not_the_key() -> None:
+    # Jinja looks attributes up before keys: `payload.items` is dict.items, which is not iterable.
+    with pytest.raises(TemplateWarning, match="not iterable"):
+        render("{% for a in payload.items %}{{ a }}{% endfor %}", items=ITEMS)
+
+
+@pytest.mark.timeout(20)
+def test_loops_that_touch_nothing_else_are_budgeted_too() -> None:
+    # No attribute lookup, call or output inside: only the per-iteration check can stop this.
+    source = (
+        "{% set xs = payload.entries %}"
+        "{% for a in xs %}{% for b in xs %}{% for c in xs %}{% endfor %}{% endfor %}{% endfor %}done"
+    )
+    started = time.monotonic()
+    with pytest.raises(TemplateTimeout, match=r"limit 0.2s"):
+        apply_template(source, time_limit=0.2, payload={"entries": ITEMS})
+    assert time.monotonic() - started < 2
+
+
+def test_the_budget_is_per_render() -> None:
+    with pytest.raises(TemplateTimeout):
+        apply_template(NESTED_LOOPS, time_limit=0.05, payload={"items": ITEMS})
+    # The next render starts with a fresh budget; a small loop is nowhere near it.
+    assert render('{% for a in payload["items"] %}{{ a }}{% endfor %}', items=[1, 2, 3]) == "123"
+
+
+def test_loops_behave_as_before() -> None:
+    assert render(
+        "{% for x in payload.xs %}{{ loop.index }}/{{ loop.length }}/{{ loop.revindex }}"
+        "{{ ',' if not loop.last }}{% endfor %}",
+        xs=["a", "b", "c"],
+    ) == "1/3/3,2/3/2,3/3/1"
+    assert render("{% for x in payload.xs %}{{ x }}{% else %}none{% endfor %}", xs=[]) == "none"
+    assert render("{% for k, v in payload.items() %}{{ k }}={{ v }};{% endfor %}", a=1, b=2) == "a=1;b=2;"
+    assert render("{% for x in payload.missing %}{{ x }}{% endfor %}ok") == "ok"
+    assert render("{% for x in payload.xs if x > 1 %}{{ x }}{% endfor %}", xs=[1, 2, 3]) == "23"
+    with pytest.raises(TemplateWarning, match="'int' object is not iterable"):
+        render("{% for x in payload.n %}{{ x }}{% endfor %}", n=5)
+
+
+def test_huge_string_multiplication_is_refused_without_allocating() -> None:
+    tracemalloc.start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(TemplateError, match=r"too large \(1000000000 > 10000000\)"):
+            apply_template('{{ "x" * 10**9 }}')
+        elapsed = time.monotonic() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert elapsed < 0.5
+    assert peak < 5_000_000  # a gigabyte string was never built
+    # Not constant-folded at compile time either (the sandbox intercepts the operator).
+    assert validate_syntax('{{ "x" * 1000000000 }}') is None
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ [1] * 10**9 }}",
+        "{{ 10**9 * 'x' }}",
+        "{{ 7 ** 10000000 }}",
+        "{% set ns = namespace(s='x') %}{% for a in payload.xs %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
+        "{% set l = [1] %}{% for a in payload.xs %}{% set _ = l.extend(l) %}{% endfor %}",
+        "{{ '%1000000000d' % 1 }}",
+        "{{ '%*d' % (1000000000, 1) }}",
+        "{{ '{:>1000000000}'.format(1) }}",
+        "{{ '{:>{}}'.format(1, 1000000000) }}",
+        "{{ 'x'.ljust(1000000000) }}",
+        "{{ 'x'|center(1000000000) }}",
+        "{{ 'a\nb'|indent(1000000000) }}",
+        "{{ '%1000000000s'|format('x') }}",
+        "{{ ('ab' * 5000000)|replace('', 'ab' * 100) }}",
+        "{{ (['x' * 5000000] * 3)|join }}",
+        "{{ [0]|batch(1000000000, 0)|list }}",
+        "{{ [0]|slice(1000000000)|list }}",
+        "{{ lipsum(1000000) }}",
+    ],
+)
+def test_amplifying_operations_are_refused(source: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(TemplateError, match="too large"):
+        render(source, xs=list(range(100)))
+    assert time.monotonic() - started < 1
+
+
+def test_ordinary_operations_are_unchanged() -> None:
+    assert render("{{ 'ab' * 3 }} {{ 3 * [0] }} {{ 2 ** 10 }} {{ 'a' + 'b' }} {{ [1] + [2] }}") == (
+        "ababab [0, 0, 0] 1024 ab [1, 2]"
+    )
+    formatted = render("{{ '%05d|%s' % (42, 'x') }} {{ '{:>4}|{}'.format(7, 'y') }} {{ 7 % 3 }}")
+    assert formatted == "00042|x    7|y 1"
+    filtered = render("{{ 'ab'|center(6) }}|{{ 'a'|replace('a', 'bb') }}|{{ [1, 2]|join('-') }}")
+    assert filtered == "  ab  |bb|1-2"
+    assert render("{{ ('x' * (10 * 1000)) | length }}") == str(10 * 1000)
+    assert len(render("{{ 'x' * payload.n }}", n=MAX_COMPUTED_SIZE)) == MAX_RESULT_LENGTH + 2
+    with pytest.raises(TemplateWarning, match="unsupported operand"):
+        render("{{ payload.count + 'x' }}", count=1)
