@@ -112,6 +112,8 @@ class AlertGroup(Aggregate):
         self.is_demo = is_demo
         self.alerts_count = 0
         self.last_alert_id: UUID | None = None
+        # Legacy per-alert types: the latest state of every label set seen (True = resolved).
+        self.label_sets_resolved: dict[str, bool] = {}
         self.acknowledged = False
         self.resolved = False
         self.silenced = False
@@ -142,9 +144,17 @@ class AlertGroup(Aggregate):
     # --- events -------------------------------------------------------------------------------
 
     @event("AlertAttached")
-    def attach_alert(self, alert_id: UUID, received_at: datetime, is_resolve_signal: bool) -> None:
+    def attach_alert(
+        self, alert_id: UUID, received_at: datetime, is_resolve_signal: bool, label_set: str | None = None
+    ) -> None:
         self.alerts_count += 1
         self.last_alert_id = alert_id
+        if label_set is not None:
+            self.label_sets_resolved[label_set] = is_resolve_signal
+
+    @property
+    def every_label_set_resolved(self) -> bool:
+        return all(self.label_sets_resolved.values())
 
     @event("Acknowledged")
     def _acknowledged(self, by: str | None, source: str, at: datetime) -> None:

@@ -15,12 +15,13 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from uuid import UUID
 
-from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
 from eventsourcing.utils import retry
 
 from domain.alert_group import AlertGroup, GroupingSlot
 from domain.configuration import ApiToken, Integration, token_digest
+from domain.heartbeat import Heartbeat
 from domain.inbox import HeartbeatPing, ReceivedAlert
 
 CONFLICT_RETRY = {"max_attempts": 20, "wait": 0.005, "stall": 0.0}
@@ -103,6 +104,24 @@ class Alerting(NotifyingApplication):
         if not group.unsilence_when_due(fence=fence, at=at):
             return None
         return self.save(group)[-1].notification.id
+
+
+    @retry(IntegrityError, **CONFLICT_RETRY)
+    def change_heartbeat(
+        self, integration_id: UUID, at: datetime, timeout_seconds: int | None = None, reset: bool = False
+    ) -> int | None:
+        """Change a heartbeat's timeout and/or reset it; returns the position, None if unchanged."""
+        heartbeat_id = Heartbeat.create_id(integration_id)
+        try:
+            heartbeat: Heartbeat = self.repository.get(heartbeat_id)
+        except AggregateNotFoundError:
+            heartbeat = Heartbeat(integration_id=integration_id)
+        if timeout_seconds is not None:
+            heartbeat.change_timeout(timeout_seconds)
+        if reset:
+            heartbeat.reset(at=at)
+        recordings = self.save(heartbeat)
+        return recordings[-1].notification.id if recordings else None
 
 
 class Configuration(NotifyingApplication):

@@ -16,6 +16,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from domain.alert_group import Alert, AlertGroup, GroupingSlot
+from domain.heartbeat import Heartbeat
 from domain.integrations import IntegrationType, evaluate
 
 
@@ -124,9 +125,47 @@ def _ingest_alert(
         is_first_in_group=created,
     )
     uow.add(alert)
-    group.attach_alert(alert_id=alert.id, received_at=received_at, is_resolve_signal=is_resolve_signal)
+    label_set = integration.type.label_set(payload)
+    group.attach_alert(
+        alert_id=alert.id, received_at=received_at, is_resolve_signal=is_resolve_signal, label_set=label_set
+    )
     if behaviour.is_acknowledge_signal:
         group.acknowledge_by_source(at=received_at)
-    if is_resolve_signal and group.resolve_by_source(at=received_at):
+    # Legacy per-alert types resolve a group only once every label set seen in it is resolved.
+    resolves = is_resolve_signal and (label_set is None or group.every_label_set_resolved)
+    if resolves and group.resolve_by_source(at=received_at):
         slot.close_group(group_id=group.id)
     return group, created
+
+
+def _heartbeat_alert(integration: IntegrationSettings, which: int) -> str | None:
+    payloads = integration.type.heartbeat_payloads
+    return None if payloads is None else json.dumps(payloads[which])
+
+
+def ingest_heartbeat_ping(
+    uow: UnitOfWork, integration: IntegrationSettings, entry_id: UUID, received_at: datetime
+) -> IngestResult | None:
+    """Record a ping; the first ping after an expiry sends the type's "restored" alert."""
+    if integration.type.heartbeat_payloads is None:
+        return None  # this type has no heartbeat (as in OnCall, the ping is accepted and ignored)
+    heartbeat = uow.get(Heartbeat.create_id(integration.id))
+    if heartbeat is None:
+        heartbeat = Heartbeat(integration_id=integration.id)
+        uow.add(heartbeat)
+    if not heartbeat.ping(at=received_at):
+        return None
+    return ingest_entry(uow, integration, entry_id, _heartbeat_alert(integration, 1), received_at)
+
+
+def expire_heartbeat(
+    uow: UnitOfWork, integration: IntegrationSettings, heartbeat_id: UUID, fence: int, at: datetime
+) -> IngestResult | None:
+    """The deadline passed with no ping: send the type's "expired" alert (once per fence)."""
+    heartbeat = uow.get(heartbeat_id)
+    if heartbeat is None or integration.type.heartbeat_payloads is None:
+        return None
+    if not heartbeat.expire(fence=fence, at=at):
+        return None
+    entry_id = uuid5(NAMESPACE_URL, f"/heartbeat-expiries/{heartbeat_id}/{fence}")
+    return ingest_entry(uow, integration, entry_id, _heartbeat_alert(integration, 0), at)

@@ -9,10 +9,12 @@ from __future__ import annotations
 from functools import singledispatchmethod
 
 from domain.alert_group import AlertGroup
+from domain.heartbeat import Heartbeat
 from projections.db import Cursor, iso
 from projections.runner import Projection
 
 KIND_UNSILENCE = "unsilence"
+KIND_HEARTBEAT = "heartbeat"
 
 
 class DeadlinesView(Projection):
@@ -26,24 +28,40 @@ class DeadlinesView(Projection):
 
     @apply.register
     def _(self, e: AlertGroup.Silenced, cur: Cursor, position: int) -> None:
-        if e.until is None:
-            self._clear(cur, e)  # silenced forever: nothing to wait for
-            return
-        cur.execute(
-            "INSERT INTO deadlines (kind, subject, due_at, fence) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT (kind, subject) DO UPDATE SET due_at = excluded.due_at, fence = excluded.fence",
-            (KIND_UNSILENCE, str(e.originator_id), iso(e.until), e.fence),
-        )
+        # Silenced forever: nothing to wait for.
+        _set(cur, KIND_UNSILENCE, e.originator_id, e.until, e.fence)
 
     @apply.register
     def _(self, e: AlertGroup.Unsilenced, cur: Cursor, position: int) -> None:
-        self._clear(cur, e)
+        _set(cur, KIND_UNSILENCE, e.originator_id, None, 0)
 
-    @staticmethod
-    def _clear(cur: Cursor, e) -> None:
-        cur.execute(
-            "DELETE FROM deadlines WHERE kind = %s AND subject = %s", (KIND_UNSILENCE, str(e.originator_id))
-        )
+    @apply.register
+    def _(self, e: Heartbeat.Pinged, cur: Cursor, position: int) -> None:
+        _set(cur, KIND_HEARTBEAT, e.originator_id, e.deadline, e.fence)
+
+    @apply.register
+    def _(self, e: Heartbeat.TimeoutChanged, cur: Cursor, position: int) -> None:
+        _set(cur, KIND_HEARTBEAT, e.originator_id, e.deadline, e.fence)
+
+    @apply.register
+    def _(self, e: Heartbeat.Expired, cur: Cursor, position: int) -> None:
+        _set(cur, KIND_HEARTBEAT, e.originator_id, None, 0)
+
+    @apply.register
+    def _(self, e: Heartbeat.Reset, cur: Cursor, position: int) -> None:
+        _set(cur, KIND_HEARTBEAT, e.originator_id, None, 0)
+
+
+def _set(cur: Cursor, kind: str, subject, due_at, fence: int) -> None:
+    """Set (or, with no due time, clear) the one deadline of this kind for this subject."""
+    if due_at is None:
+        cur.execute("DELETE FROM deadlines WHERE kind = %s AND subject = %s", (kind, str(subject)))
+        return
+    cur.execute(
+        "INSERT INTO deadlines (kind, subject, due_at, fence) VALUES (%s, %s, %s, %s)"
+        " ON CONFLICT (kind, subject) DO UPDATE SET due_at = excluded.due_at, fence = excluded.fence",
+        (kind, str(subject), iso(due_at), fence),
+    )
 
 
 def due_deadlines(db, now_iso: str, limit: int = 100) -> list[dict]:

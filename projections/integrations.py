@@ -7,7 +7,7 @@ from functools import singledispatchmethod
 
 from domain.configuration import Integration, route_id_for_default, token_digest
 from domain.ids import PREFIX_INTEGRATION, PREFIX_ROUTE, public_id
-from domain.inbox import HeartbeatPing
+from domain.heartbeat import STATUS_ALIVE, STATUS_EXPIRED, STATUS_NOT_ARMED, Heartbeat
 from projections.db import Cursor, iso
 from projections.runner import Projection
 
@@ -63,20 +63,40 @@ class IntegrationsView(Projection):
 
 
 class HeartbeatsView(Projection):
-    """Last heartbeat ping per integration (from the inbox)."""
+    """Each integration's heartbeat: timeout, last ping and status."""
 
     name = "heartbeats"
-    upstream = "inbox"
+    upstream = "alerting"
     tables = ("heartbeats",)
 
     @singledispatchmethod
     def apply(self, event: object, cur: Cursor, position: int) -> None:
-        """Received alerts are ingest's business, not this view's."""
+        """Alert group events are other views' business."""
 
     @apply.register
-    def _(self, e: HeartbeatPing.HeartbeatPinged, cur: Cursor, position: int) -> None:
+    def _(self, e: Heartbeat.Created, cur: Cursor, position: int) -> None:
         cur.execute(
-            "INSERT INTO heartbeats (integration_uuid, last_heartbeat_at) VALUES (%s, %s)"
-            " ON CONFLICT (integration_uuid) DO UPDATE SET last_heartbeat_at = excluded.last_heartbeat_at",
-            (str(e.integration_id), iso(e.received_at)),
+            "INSERT INTO heartbeats (uuid, integration_uuid, timeout_seconds, status) VALUES (%s, %s, %s, %s)",
+            (str(e.originator_id), str(e.integration_id), e.timeout_seconds, STATUS_NOT_ARMED),
         )
+
+    @apply.register
+    def _(self, e: Heartbeat.Pinged, cur: Cursor, position: int) -> None:
+        self._set(cur, e, last_heartbeat_at=iso(e.at), status=STATUS_ALIVE)
+
+    @apply.register
+    def _(self, e: Heartbeat.Expired, cur: Cursor, position: int) -> None:
+        self._set(cur, e, status=STATUS_EXPIRED)
+
+    @apply.register
+    def _(self, e: Heartbeat.TimeoutChanged, cur: Cursor, position: int) -> None:
+        self._set(cur, e, timeout_seconds=e.timeout_seconds)
+
+    @apply.register
+    def _(self, e: Heartbeat.Reset, cur: Cursor, position: int) -> None:
+        self._set(cur, e, last_heartbeat_at=None, status=STATUS_NOT_ARMED)
+
+    @staticmethod
+    def _set(cur: Cursor, e, **columns) -> None:
+        assignments = ", ".join(f"{name} = %s" for name in columns)
+        cur.execute(f"UPDATE heartbeats SET {assignments} WHERE uuid = %s", (*columns.values(), str(e.originator_id)))

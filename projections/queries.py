@@ -34,7 +34,8 @@ def paginate(db: Database, select: str, where: list[str], params: list, order: s
 # --- integrations -------------------------------------------------------------------------------
 
 INTEGRATION_COLUMNS = (
-    "SELECT i.*, h.last_heartbeat_at FROM integrations i"
+    "SELECT i.*, h.last_heartbeat_at, h.timeout_seconds AS heartbeat_timeout_seconds,"
+    " h.status AS heartbeat_status FROM integrations i"
     " LEFT JOIN heartbeats h ON h.integration_uuid = i.uuid"
 )
 

@@ -43,16 +43,16 @@ class Runtime:
         )
         self.runners = {
             "alerting": ProjectionRunner(
-                self.db, self.alerting, [AlertGroupsView(), AlertsView(), TimelineView(), DeadlinesView()]
+                self.db,
+                self.alerting,
+                [AlertGroupsView(), AlertsView(), TimelineView(), DeadlinesView(), HeartbeatsView()],
             ),
             "config": ProjectionRunner(self.db, self.config, [IntegrationsView(), ApiTokensView()]),
-            "inbox": ProjectionRunner(self.db, self.inbox, [HeartbeatsView()]),
         }
         self.ingest = IngestProcessor(self.inbox, self.alerting, self.config)
-        self.ticker = Ticker(self.db, self.alerting)
+        self.ticker = Ticker(self.db, self.alerting, self.ingest)
         # In-process wake-ups (the embedded mode, and a production process's own writes).
         self.inbox.add_listener(self.ingest.waker.notify)
-        self.inbox.add_listener(self.runners["inbox"].waker.notify)
         self.alerting.add_listener(self.runners["alerting"].waker.notify)
         self.config.add_listener(self.runners["config"].waker.notify)
         self._committer: GroupCommitter | None = None
@@ -85,7 +85,6 @@ class Runtime:
         """Bring ingest and every view up to date (tests and command-line tools)."""
         self.runners["config"].catch_up()
         self.ingest.catch_up()
-        self.runners["inbox"].catch_up()
         self.runners["alerting"].catch_up()
 
     def rebuild_read_models(self) -> dict[str, int]:
@@ -130,7 +129,6 @@ class Runtime:
         if ingest:
             add(self.inbox, [self.ingest.waker.notify])
         if projections:
-            add(self.inbox, [self.runners["inbox"].waker.notify])
             add(self.alerting, [self.runners["alerting"].waker.notify])
             add(self.config, [self.runners["config"].waker.notify])
         return PostgresListener(self.settings.postgres_conninfo(), channels)

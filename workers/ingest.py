@@ -18,8 +18,9 @@ from eventsourcing.persistence import IntegrityError, Tracking
 
 from domain.applications import Alerting, Configuration, Inbox
 from domain.configuration import Integration
-from domain.inbox import KIND_DEMO, ReceivedAlert
-from domain.ingest import IntegrationSettings, ingest_entry
+from domain.heartbeat import Heartbeat
+from domain.inbox import KIND_DEMO, HeartbeatPing, ReceivedAlert
+from domain.ingest import IntegrationSettings, expire_heartbeat, ingest_entry, ingest_heartbeat_ping
 from domain.integrations import get_type
 from projections.runner import Waker
 
@@ -79,18 +80,20 @@ class IngestProcessor:
             integrations: dict[UUID, IntegrationSettings] = {}
             for notification in notifications:
                 entry = self.inbox.mapper.to_domain_event(notification)
-                if not isinstance(entry, ReceivedAlert.AlertReceived):
-                    continue  # heartbeat pings are another follower's concern
                 if entry.integration_id not in integrations:
                     integrations[entry.integration_id] = self._integration_settings(entry.integration_id)
-                ingest_entry(
-                    uow,
-                    integrations[entry.integration_id],
-                    entry_id=entry.originator_id,
-                    payload_json=entry.payload_json,
-                    received_at=entry.received_at,
-                    is_demo=entry.kind == KIND_DEMO,
-                )
+                integration = integrations[entry.integration_id]
+                if isinstance(entry, HeartbeatPing.HeartbeatPinged):
+                    ingest_heartbeat_ping(uow, integration, entry.originator_id, entry.received_at)
+                else:
+                    ingest_entry(
+                        uow,
+                        integration,
+                        entry_id=entry.originator_id,
+                        payload_json=entry.payload_json,
+                        received_at=entry.received_at,
+                        is_demo=entry.kind == KIND_DEMO,
+                    )
             try:
                 self.alerting.save_processed(uow.changed(), Tracking(self.inbox.name, notifications[-1].id))
             except IntegrityError:
@@ -99,6 +102,23 @@ class IngestProcessor:
                 continue
             return len(notifications)
         raise RuntimeError("ingest batch kept conflicting; giving up for now")
+
+    def expire_heartbeat(self, heartbeat_id: UUID, fence: int, at) -> bool:
+        """Fenced: sends the expired alert once, and nothing when a ping came in meanwhile."""
+        for _ in range(20):
+            uow = BatchUnitOfWork(self.alerting)
+            heartbeat = uow.get(heartbeat_id)
+            if not isinstance(heartbeat, Heartbeat):
+                return False
+            settings = self._integration_settings(heartbeat.integration_id)
+            if expire_heartbeat(uow, settings, heartbeat_id, fence, at) is None:
+                return False
+            try:
+                self.alerting.save(*uow.changed())
+            except IntegrityError:
+                continue  # a ping or an action raced with us: decide again on fresh state
+            return True
+        raise RuntimeError("heartbeat expiry kept conflicting; the ticker will try again")
 
     def catch_up(self) -> int:
         total = 0

@@ -10,7 +10,8 @@ from uuid import UUID
 
 from domain.applications import Alerting
 from projections.db import Database, iso
-from projections.deadlines import KIND_UNSILENCE, due_deadlines
+from projections.deadlines import KIND_HEARTBEAT, KIND_UNSILENCE, due_deadlines
+from workers.ingest import IngestProcessor
 
 log = logging.getLogger(__name__)
 
@@ -20,20 +21,29 @@ def utcnow() -> datetime:
 
 
 class Ticker:
-    def __init__(self, db: Database, alerting: Alerting, clock: Callable[[], datetime] = utcnow):
+    def __init__(
+        self,
+        db: Database,
+        alerting: Alerting,
+        ingest: IngestProcessor,
+        clock: Callable[[], datetime] = utcnow,
+    ):
         self.db = db
         self.alerting = alerting
+        self.ingest = ingest
         self.clock = clock
 
     def tick(self) -> int:
         """Run every due command once; returns how many changed something."""
         now = self.clock()
         done = 0
+        # Fenced commands: a no-op when the state changed since the deadline was set.
         for row in due_deadlines(self.db, iso(now)):
+            subject, fence = UUID(row["subject"]), int(row["fence"])
             if row["kind"] == KIND_UNSILENCE:
-                # Fenced: a no-op when the silence was changed or ended since the deadline was set.
-                if self.alerting.unsilence_when_due(UUID(row["subject"]), int(row["fence"]), at=now):
-                    done += 1
+                done += bool(self.alerting.unsilence_when_due(subject, fence, at=now))
+            elif row["kind"] == KIND_HEARTBEAT:
+                done += self.ingest.expire_heartbeat(subject, fence, at=now)
         return done
 
     def run_forever(self, stop: threading.Event, interval: float = 1.0) -> None:

@@ -59,7 +59,12 @@ def test_create_answers_the_integration_in_oncalls_shape(client):
     assert integration["type"] == "alertmanager"
     assert integration["team_id"] is None
     assert re.fullmatch(rf"{BASE}/integrations/v1/alertmanager/[A-Za-z0-9]+/", integration["link"])
-    assert integration["heartbeat"] == {"link": integration["link"] + "heartbeat/"}
+    assert integration["heartbeat"] == {
+        "link": integration["link"] + "heartbeat/",
+        "timeout_seconds": 600,
+        "last_heartbeat_time": None,
+        "status": "not_armed",
+    }
     assert integration["inbound_email"] is None
     assert all_templates_default(integration["templates"])
     assert integration["default_route"]["id"].startswith("R")
@@ -95,8 +100,6 @@ def test_each_integration_gets_its_own_link(client):
     "body, detail",
     [
         ({"type": "no_such_type"}, "Invalid integration type"),
-        ({"type": "legacy_alertmanager"}, "This integration type is deprecated"),
-        ({"type": "legacy_grafana_alerting"}, "This integration type is deprecated"),
         ({"type": "direct_paging"}, "Direct paging integrations can't be created"),
     ],
 )

@@ -8,6 +8,7 @@ from uuid import UUID
 from flask import Response, jsonify, request
 from marshmallow import ValidationError
 
+from domain.heartbeat import DEFAULT_TIMEOUT, STATUS_NOT_ARMED
 from domain.ids import PREFIX_INTEGRATION, public_id, random_token
 from domain.integrations import INTEGRATION_TYPES
 from projections.queries import integration_by_id, integration_name_taken, integrations_page
@@ -44,12 +45,23 @@ def serialise(row: dict) -> dict:
                 "telegram": {"id": None, "enabled": False},
             },
             "templates": nest_templates(row["templates"]),
-            "heartbeat": {"link": f"{link}heartbeat/"} if link and kind and kind.has_heartbeat else None,
+            "heartbeat": _heartbeat(row, link, kind),
             "maintenance_mode": None,
             "maintenance_started_at": None,
             "maintenance_end_at": None,
         }
     )
+
+
+def _heartbeat(row: dict, link: str | None, kind) -> dict | None:
+    if not (link and kind and kind.has_heartbeat):
+        return None
+    return {
+        "link": f"{link}heartbeat/",
+        "timeout_seconds": row.get("heartbeat_timeout_seconds") or DEFAULT_TIMEOUT,
+        "last_heartbeat_time": row.get("last_heartbeat_at"),
+        "status": row.get("heartbeat_status") or STATUS_NOT_ARMED,
+    }
 
 
 def _load(partial: bool) -> dict:
@@ -90,8 +102,6 @@ def create_integration():
     type_slug = data.get("type")
     if not type_slug:
         raise bad_request({"type": ["This field is required."]})
-    if type_slug.startswith("legacy_"):
-        raise bad_request("This integration type is deprecated")
     if type_slug == "direct_paging":
         raise bad_request("Direct paging integrations can't be created")
     kind = INTEGRATION_TYPES.get(type_slug)
@@ -138,7 +148,24 @@ def update_integration(integration_id: str):
         **changes,
     )
     rt.wait_for("config", position)
+    timeout = (data.get("heartbeat") or {}).get("timeout_seconds")
+    if timeout is not None:
+        rt.wait_for("alerting", rt.alerting.change_heartbeat(UUID(row["uuid"]), _now(), timeout_seconds=timeout))
     return jsonify(serialise(_integration_or_404(integration_id)))
+
+
+@api.post("/integrations/<integration_id>/heartbeat/reset", strict_slashes=False)
+@requires("admin")
+def reset_heartbeat(integration_id: str):
+    """Disarm the heartbeat: no expiry until the next ping arms it again."""
+    row = _integration_or_404(integration_id)
+    rt = runtime()
+    rt.wait_for("alerting", rt.alerting.change_heartbeat(UUID(row["uuid"]), _now(), reset=True))
+    return jsonify(serialise(_integration_or_404(integration_id)))
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 @api.delete("/integrations/<integration_id>/", strict_slashes=False)

@@ -6,6 +6,7 @@ import json
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
+from domain.heartbeat import TIMEOUT_OPTIONS
 from domain.integrations import CHANNEL_ATTRIBUTES, TEMPLATE_FIELDS
 from domain.templating import validate_syntax
 
@@ -149,6 +150,12 @@ def nest_templates(flat: dict[str, str]) -> dict:
     return nested
 
 
+class HeartbeatWriteSchema(Schema):
+    timeout_seconds = fields.Integer(
+        validate=validate.OneOf(TIMEOUT_OPTIONS, error="Must be one of: {choices}.")
+    )
+
+
 class IntegrationWriteSchema(Schema):
     class Meta:
         unknown = EXCLUDE
@@ -158,6 +165,7 @@ class IntegrationWriteSchema(Schema):
     description_short = fields.String(allow_none=True, validate=validate.Length(max=250))
     team_id = fields.String(allow_none=True)
     templates = fields.Nested(TemplatesSchema(unknown=EXCLUDE), allow_none=True)
+    heartbeat = fields.Nested(HeartbeatWriteSchema(unknown=EXCLUDE))
 
     @validates_schema
     def check_templates(self, data, **kwargs):
@@ -181,6 +189,9 @@ class RouteSummarySchema(Schema):
 
 class HeartbeatSchema(Schema):
     link = fields.String()
+    timeout_seconds = fields.Integer()
+    last_heartbeat_time = fields.String(allow_none=True)
+    status = fields.String(validate=validate.OneOf(["not_armed", "alive", "expired"]))
 
 
 class IntegrationSchema(Schema):
