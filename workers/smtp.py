@@ -1,0 +1,162 @@
+"""The SMTP receiver: mail to ``<token>@<TOCSIN_INBOUND_EMAIL_DOMAIN>`` becomes an alert.
+
+An aiosmtpd server in its own thread (its own asyncio loop). Like the integration URLs it is
+thin and durable before acknowledged:
+
+* RCPT: the local part must be the token of an ``inbound_email`` integration and the domain
+  ``TOCSIN_INBOUND_EMAIL_DOMAIN`` (compared case-insensitively; any domain when it is unset),
+  else ``550 5.1.1 Unknown recipient``. The lookup is the web's cached token directory.
+* DATA: a message above ``TOCSIN_MAX_BODY_BYTES`` gets 552 (aiosmtpd's ``data_size_limit``).
+  Otherwise it is parsed (subject, text/plain part or text/html turned into text, From address),
+  one inbox entry per distinct integration among the accepted recipients is committed through
+  the group committer, and only then does the client get 250. If the store cannot take the
+  write the answer is ``451`` and the client retries later.
+
+Blocking work (the token lookup, the commit) runs in a thread pool, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from tocsin.group_commit import InboxUnavailable
+from tocsin.runtime import Runtime
+from web.inbound import IntegrationDirectory
+from web.inbound_email import INTEGRATION_TYPE, alert_entry, parse_mime
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_RECIPIENT = "550 5.1.1 Unknown recipient"
+LOOKUP_FAILED = "451 4.3.0 Recipient lookup failed, try again later"
+STORE_UNAVAILABLE = "451 4.3.0 The alert could not be stored right now, try again later"
+UNPARSABLE = "554 5.6.0 The message could not be read"
+ACCEPTED = "250 2.0.0 OK: alert accepted"
+READY_TIMEOUT = 5.0
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:2525`` for IPv6) → (host, port)."""
+    host, sep, port = address.strip().rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"TOCSIN_SMTP_ADDRESS must be HOST:PORT, not {address!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class InboundEmailHandler:
+    """aiosmtpd handler hooks; runs on the receiver's event loop."""
+
+    def __init__(self, runtime: Runtime, executor: ThreadPoolExecutor):
+        self.runtime = runtime
+        self.executor = executor
+        self.domain = runtime.settings.inbound_email_domain
+        self.directory = IntegrationDirectory(lambda: runtime.db)
+
+    def _integration(self, address: str) -> dict | None:
+        local, at, domain = address.rpartition("@")
+        if not at or not local:
+            return None
+        if self.domain is not None and domain.lower() != self.domain.lower():
+            return None
+        integration = self.directory.find(local)
+        if integration is None or integration["type"] != INTEGRATION_TYPE:
+            return None
+        return integration
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options):
+        loop = asyncio.get_running_loop()
+        try:
+            integration = await loop.run_in_executor(self.executor, self._integration, address)
+        except Exception:
+            log.exception("looking up recipient %s failed", address)
+            return LOOKUP_FAILED
+        if integration is None:
+            log.info("refused mail to unknown recipient %s", address)
+            return UNKNOWN_RECIPIENT
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        # One alert per integration, even when it is addressed twice.
+        integrations = getattr(envelope, "tocsin_integrations", {})
+        integrations[integration["uuid"]] = integration
+        envelope.tocsin_integrations = integrations  # type: ignore[attr-defined]
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope):
+        integrations: dict = getattr(envelope, "tocsin_integrations", {})
+        try:
+            message = parse_mime(envelope.original_content or b"", envelope.mail_from)
+            payload = message.payload()
+        except Exception:
+            log.exception("could not parse a message from %s", envelope.mail_from)
+            return UNPARSABLE
+        entries = [alert_entry(integration, payload) for integration in integrations.values()]
+        loop = asyncio.get_running_loop()
+        results = await asyncio.gather(
+            *(loop.run_in_executor(self.executor, self.runtime.committer.submit, entry) for entry in entries),
+            return_exceptions=True,
+        )
+        failures = [result for result in results if isinstance(result, BaseException)]
+        if failures:
+            # The client retries the whole message; integrations whose entry did commit get it twice
+            # (it joins the same alert group: same subject).
+            for failure in failures:
+                if not isinstance(failure, InboxUnavailable):
+                    log.error("storing an email alert failed", exc_info=failure)
+            log.warning("event store unavailable: %d of %d email alert(s) not stored", len(failures), len(entries))
+            return STORE_UNAVAILABLE
+        log.info("email from %s accepted for %d integration(s)", message.sender or envelope.mail_from, len(entries))
+        return ACCEPTED
+
+
+class SMTPReceiver:
+    """The SMTP listener. ``start()`` returns once it accepts connections; ``stop()`` closes it."""
+
+    def __init__(self, runtime: Runtime, address: str | None = None, data_size_limit: int | None = None):
+        settings = runtime.settings
+        self.host, self.port = parse_address(address or settings.smtp_address)
+        self.runtime = runtime
+        self.data_size_limit = data_size_limit or settings.max_body_bytes
+        self._executor: ThreadPoolExecutor | None = None
+        self._controller: Controller | None = None
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def start(self) -> None:
+        if self._controller is not None:
+            return
+        # aiosmtpd logs every SMTP command at INFO; keep that for who asks for it explicitly.
+        mail_log = logging.getLogger("mail.log")
+        if mail_log.level == logging.NOTSET:
+            mail_log.setLevel(logging.WARNING)
+        self._executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="tocsin-smtp")
+        controller = Controller(
+            InboundEmailHandler(self.runtime, self._executor),
+            hostname=self.host,
+            port=self.port,
+            ready_timeout=READY_TIMEOUT,
+            server_hostname=self.runtime.settings.inbound_email_domain or "tocsin",
+            ident="Tocsin",
+            data_size_limit=self.data_size_limit,
+        )
+        try:
+            controller.start()
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
+        self._controller = controller
+        log.info("SMTP receiver listening on %s", self.address)
+
+    def stop(self) -> None:
+        controller, self._controller = self._controller, None
+        if controller is not None:
+            controller.stop()
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
