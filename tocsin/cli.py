@@ -95,10 +95,57 @@ def cmd_serve(args) -> int:
         token = create_token(runtime, "admin", "admin")
         print(f"Admin API token (shown once, keep it): {token}", flush=True)
     runtime.start()
+    smtp = _embedded_smtp(runtime)
     print(f"Tocsin is listening on http://{settings.host}:{settings.port} ({settings.backend})", flush=True)
     try:
         serve(create_app(runtime), host=settings.host, port=settings.port, threads=16, ident="tocsin")
     finally:
+        if smtp is not None:
+            smtp.stop()
+        runtime.close()
+    return 0
+
+
+def _embedded_smtp(runtime: Runtime):
+    """The SMTP receiver inside `serve`; without it (address empty or taken) the rest still runs."""
+    from workers.smtp import SMTPReceiver
+
+    if not runtime.settings.smtp_address:
+        return None
+    try:
+        receiver = SMTPReceiver(runtime)
+        receiver.start()
+    except (OSError, ValueError, TimeoutError, RuntimeError) as exc:
+        print(f"SMTP receiver not started ({runtime.settings.smtp_address}): {exc}", file=sys.stderr, flush=True)
+        return None
+    print(f"Tocsin receives email on smtp://{receiver.address}", flush=True)
+    return receiver
+
+
+def cmd_smtp(args) -> int:
+    """Production SMTP receiver: commits each email alert to the inbox; scale out freely."""
+    import signal
+    import threading
+
+    from workers.smtp import SMTPReceiver
+
+    runtime = _runtime()
+    address = args.address or runtime.settings.smtp_address
+    if not address:
+        runtime.close()
+        raise SystemExit("TOCSIN_SMTP_ADDRESS is empty: give the SMTP receiver a HOST:PORT.")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    receiver = SMTPReceiver(runtime, address)
+    try:
+        receiver.start()
+        log.info("SMTP receiver on %s (%s)", receiver.address, runtime.settings.backend)
+        while not stop.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        receiver.stop()
         runtime.close()
     return 0
 
@@ -189,6 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--host")
     web.add_argument("--port", type=int)
     web.set_defaults(func=cmd_web)
+
+    smtp = sub.add_parser("smtp", help="production SMTP receiver (inbound email)")
+    smtp.add_argument("--address", help="HOST:PORT to listen on (default: TOCSIN_SMTP_ADDRESS)")
+    smtp.set_defaults(func=cmd_smtp)
 
     sub.add_parser("migrate", help="create event tables and apply read-model migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("ingest", help="production ingest process").set_defaults(func=cmd_ingest)

@@ -8,6 +8,10 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
+# OnCall's inbound rate limits ("count/[n]s|m|h|d"): per integration, and across all integrations.
+DEFAULT_RATELIMIT_INTEGRATION = "300/5m"
+DEFAULT_RATELIMIT_TOTAL = "900/5m"
+DEFAULT_SMTP_ADDRESS = "127.0.0.1:2525"
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,10 @@ class Settings:
     port: int = 8080
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     inbound_email_domain: str | None = None
+    smtp_address: str = DEFAULT_SMTP_ADDRESS  # HOST:PORT of the SMTP receiver; empty: none
+    ratelimit_integration: str = DEFAULT_RATELIMIT_INTEGRATION
+    ratelimit_total: str = DEFAULT_RATELIMIT_TOTAL
+    ratelimit_redis_prefix: str = "tocsin:ratelimit:"  # Redis key prefix of the counters
     extra_env: dict = field(default_factory=dict)  # passed to the event store (tests, tuning)
 
     @classmethod
@@ -37,6 +45,9 @@ class Settings:
             port=int(env.get("TOCSIN_PORT", "8080")),
             max_body_bytes=int(env.get("TOCSIN_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)),
             inbound_email_domain=env.get("TOCSIN_INBOUND_EMAIL_DOMAIN") or None,
+            smtp_address=env.get("TOCSIN_SMTP_ADDRESS", DEFAULT_SMTP_ADDRESS).strip(),
+            ratelimit_integration=env.get("TOCSIN_RATELIMIT_INTEGRATION") or DEFAULT_RATELIMIT_INTEGRATION,
+            ratelimit_total=env.get("TOCSIN_RATELIMIT_TOTAL") or DEFAULT_RATELIMIT_TOTAL,
         )
 
     @property

@@ -21,9 +21,15 @@ def create_app(runtime: Runtime | None = None) -> Flask:
 
     from web.api import api
     from web.inbound import inbound
+    from web.inbound_email import inbound_email
+    from web.metrics import metrics
+    from web.ratelimit import EXTENSION, RateLimiter
 
+    app.extensions[EXTENSION] = RateLimiter(runtime.settings)  # invalid limits fail here, at startup
     app.register_blueprint(inbound)
+    app.register_blueprint(inbound_email)
     app.register_blueprint(api)
+    app.register_blueprint(metrics)
 
     @app.get("/health")
     def health():

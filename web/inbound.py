@@ -12,6 +12,7 @@ import math
 import re
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from uuid import UUID
 
@@ -21,8 +22,10 @@ from markupsafe import escape
 from domain.configuration import token_digest
 from domain.inbox import KIND_ALERT, HeartbeatPing, ReceivedAlert
 from domain.integrations import INTEGRATION_TYPES
+from projections.db import Database
 from projections.queries import integration_by_token_digest
 from web import runtime
+from web.ratelimit import refuse_if_limited, refused_note
 
 inbound = Blueprint("inbound", __name__, url_prefix="/integrations/v1")
 
@@ -37,14 +40,17 @@ PAGE = """<!doctype html>
 <html><head><title>Tocsin integration {{ name }}</title></head>
 <body><h1>This is a Tocsin integration link</h1>
 <p>Integration <strong>{{ name }}</strong> ({{ type_title }}) receives alerts at this URL.</p>
-<p>Send them with <code>POST {{ url }}</code> and a JSON body.</p></body></html>
+<p>Send them with <code>POST {{ url }}</code> and a JSON body.</p>
+{% if refused_note %}<p>{{ refused_note }}</p>{% endif %}</body></html>
 """
 
 
 class IntegrationDirectory:
     """Token to integration, cached briefly (a deleted integration stops answering within 5 s)."""
 
-    def __init__(self) -> None:
+    def __init__(self, db: Callable[[], Database] | None = None) -> None:
+        # Outside a Flask request (the SMTP receiver), pass the read-model database.
+        self._db = db or (lambda: runtime().db)
         self._cache: dict[str, tuple[float, dict | None]] = {}
         self._lock = threading.Lock()
 
@@ -56,7 +62,7 @@ class IntegrationDirectory:
         if hit is not None and hit[0] > now:
             integration = hit[1]
         else:
-            integration = integration_by_token_digest(runtime().db, digest)
+            integration = integration_by_token_digest(self._db(), digest)
             with self._lock:
                 self._cache[digest] = (now + TOKEN_CACHE_SECONDS, integration)
         if integration is None or not hmac.compare_digest(integration["token"], token):
@@ -157,7 +163,11 @@ def receive(url_type: str, token: str):
             name=escape(integration["name"]),
             type_title=_title(integration["type"]),
             url=request.base_url,
+            refused_note=refused_note(integration),
         )
+    limited = refuse_if_limited(integration)
+    if limited is not None:
+        return limited
     try:
         payload = parse_body()
     except BadPayload as bad:
@@ -178,6 +188,9 @@ def heartbeat(url_type: str, token: str):
     integration = directory.find(token)
     if integration is None:
         return Response("Integration key was not found. Permission denied.", status=403, mimetype="text/html")
+    limited = refuse_if_limited(integration, heartbeat=True)
+    if limited is not None:
+        return limited
     runtime().committer.submit(HeartbeatPing(integration_id=_uuid(integration), received_at=_now()))
     if request.method == "GET":
         return jsonify(":)")

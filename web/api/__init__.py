@@ -117,3 +117,4 @@ def not_found():
 
 
 from web.api import alert_groups, alerts, integrations, openapi  # noqa: E402,F401  (registers routes)
+from web.api import template_preview  # noqa: E402,F401  (preview_template, send_demo_alert)

@@ -37,8 +37,57 @@ def _ok(schema: str, status: str = "200") -> dict:
     }
 
 
+def _errors() -> dict:
+    return {status: answer for status, answer in _ok("Error").items() if status != "200"}
+
+
 def _path_id(name: str) -> list[dict]:
     return [{"in": "path", "name": name, "required": True, "schema": {"type": "string"}}]
+
+
+def _add_template_preview_and_demo(spec: APISpec) -> None:
+    from web.api.template_preview import (
+        DemoAlertRequestSchema,
+        PreviewResultSchema,
+        PreviewSetResultSchema,
+        PreviewTemplateRequestSchema,
+    )
+
+    for name, schema in (
+        ("PreviewTemplateRequest", PreviewTemplateRequestSchema),
+        ("PreviewResult", PreviewResultSchema),
+        ("PreviewSetResult", PreviewSetResultSchema),
+        ("DemoAlertRequest", DemoAlertRequestSchema),
+    ):
+        spec.components.schema(name, schema=schema)
+    preview_result = {"oneOf": [{"$ref": "#/components/schemas/PreviewResult"},
+                                {"$ref": "#/components/schemas/PreviewSetResult"}]}
+    spec.path(
+        "/api/v1/integrations/{id}/preview_template", parameters=_path_id("id"),
+        operations={"post": {
+            "summary": "Render a template (template_name + template_body) or a proposed set (templates) against "
+                       "a payload, an alert_id of the integration, or by default its newest alert; saves nothing. "
+                       "A template that fails answers 200 with preview null and error. Any role.",
+            "requestBody": {"required": True,
+                            "content": {"application/json": {"schema": "PreviewTemplateRequest"}}},
+            "responses": {"200": {"description": "PreviewResult for one template, PreviewSetResult for a set",
+                                  "content": {"application/json": {"schema": preview_result}}},
+                          **_errors()},
+        }},
+    )  # fmt: skip
+    spec.path(
+        "/api/v1/integrations/{id}/send_demo_alert", parameters=_path_id("id"),
+        operations={"post": {
+            "summary": "Send the type's example payload (or the given one) as a demo alert, which never groups "
+                       "with other alerts. Editors and admins.",
+            "requestBody": {"required": False, "content": {"application/json": {"schema": "DemoAlertRequest"}}},
+            "responses": {"200": {"description": "Committed (an empty object)",
+                                  "content": {"application/json": {"schema": {"type": "object"}}}},
+                          **_errors(),
+                          "503": {"description": "The event store cannot take the write; retry",
+                                  "content": {"application/json": {"schema": "Error"}}}},
+        }},
+    )  # fmt: skip
 
 
 def build_spec() -> dict:
@@ -108,6 +157,7 @@ def build_spec() -> dict:
             "delete": {"summary": "Delete an integration", "responses": {"204": {"description": "Deleted"}}},
         },
     )
+    _add_template_preview_and_demo(spec)
     return spec.to_dict()
 
 

@@ -1,0 +1,270 @@
+"""Template preview and demo alerts for one integration.
+
+``POST /api/v1/integrations/{id}/preview_template`` renders one template, or a proposed set, against
+a payload (given, one of the integration's alerts, or its newest alert) and saves nothing: viewers
+may use it. ``POST /api/v1/integrations/{id}/send_demo_alert`` sends the type's example payload (or
+a given one) through the inbox like an inbound alert, marked as a demo: ingest never groups it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+from uuid import UUID
+
+from flask import jsonify, request
+from marshmallow import EXCLUDE, Schema, ValidationError, fields
+
+from domain.inbox import KIND_DEMO, ReceivedAlert
+from domain.integrations import (
+    CHANNEL_ATTRIBUTES,
+    INTEGRATION_TYPES,
+    TEMPLATE_FIELDS,
+    IntegrationType,
+    effective_templates,
+    evaluate,
+    render_appearance,
+)
+from domain.templating import TemplateError, TemplateWarning, apply_template, fallback_text
+from projections.queries import integration_by_id
+from web import runtime
+from web.api import api, bad_request, not_found, requires
+from web.api.schemas import TemplatesSchema, flatten_templates
+
+BEHAVIOUR_FIELDS = ("grouping_key", "resolve_signal", "acknowledge_signal")
+# OnCall's internal preview names its templates differently; both spellings are accepted.
+ONCALL_TEMPLATE_NAMES = {
+    "grouping_id": "grouping_key",
+    "resolve_condition": "resolve_signal",
+    "acknowledge_condition": "acknowledge_signal",
+    **{f"{channel}_{attr}": f"{channel}.{attr}" for channel, attrs in CHANNEL_ATTRIBUTES.items() for attr in attrs},
+}
+NO_ALERT = "Alert to preview does not exist"
+DEMO_NOT_AVAILABLE = "Demo alerts are not available for this integration type"
+
+
+# --- request and response bodies (also in the OpenAPI document) ---------------------------------
+
+
+def _described(text: str) -> dict:
+    return {"metadata": {"description": text}}
+
+
+class PreviewTemplateRequestSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE  # lenient as the other bodies; unknown template names still fail
+
+    template_name = fields.String(
+        **_described("A flat template name (web.title, grouping_key, ...) or OnCall's (web_title, grouping_id).")
+    )
+    template_body = fields.String(
+        allow_none=True, **_described("Jinja source; empty or null previews the type's default.")
+    )
+    templates = fields.Nested(
+        TemplatesSchema,
+        **_described("A proposed set, nested as in the integrations API; every given field is rendered."),
+    )
+    payload = fields.Raw(allow_none=True, **_described("The alert payload to render against."))
+    alert_id = fields.String(**_described("Render against this alert of the integration instead."))
+
+
+class PreviewResultSchema(Schema):
+    preview = fields.String(allow_none=True, **_described("The rendered value; null on error or no template."))
+    is_valid_json_object = fields.Boolean()
+    error = fields.String(
+        **_described('Present when rendering failed: "Template Error: ..." or "Template Warning: ...".')
+    )
+    grouping_distinction = fields.String(
+        allow_none=True, **_described("grouping_key only: md5 of the key; null = a group of its own.")
+    )
+    is_resolve_signal = fields.Boolean(**_described("resolve_signal only: would the alert resolve its group."))
+    is_acknowledge_signal = fields.Boolean(**_described("acknowledge_signal only."))
+
+
+class PreviewSetResultSchema(Schema):
+    templates = fields.Dict(**_described("The given fields, nested as in the request, each a PreviewResult."))
+
+
+class DemoAlertRequestSchema(Schema):
+    payload = fields.Raw(**_described("Sent instead of the type's example payload."))
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+
+def _link_value(source: str | None, context: dict) -> str | None:
+    if not source:
+        return None
+    try:
+        rendered = apply_template(source, **context).strip()
+    except (TemplateError, TemplateWarning):
+        return None
+    return rendered if rendered not in ("", "None") else None
+
+
+def _appearance_context(kind: IntegrationType, templates: dict, payload: Any, channel: str, meta: dict) -> dict:
+    """The variables a channel template sees (as ``render_appearance`` builds them)."""
+    context: dict[str, Any] = {
+        "payload": payload,
+        "integration_name": meta["integration_name"],
+        "grafana_oncall_alert_group_id": None,
+        "grafana_oncall_incident_id": None,
+        "grafana_oncall_link": meta["link"],
+        "source_link": None,
+    }
+    effective = effective_templates(kind, templates)
+    context["source_link"] = _link_value(effective["source_link"], context)
+    if channel != "web":
+        web = render_appearance(kind, templates, payload, "web", **meta)
+        for attr in CHANNEL_ATTRIBUTES["web"]:
+            context[f"web_{attr}"] = web[attr] if effective[f"web.{attr}"] else f"web_{attr} is not set"
+    return context
+
+
+def _is_json_object(value: str | None) -> bool:
+    try:
+        return isinstance(json.loads(value), dict) if value is not None else False
+    except ValueError:
+        return False
+
+
+def preview_field(kind: IntegrationType, templates: dict, field: str, payload: Any, meta: dict) -> dict:
+    """Render ``field`` of ``templates`` (custom sources; the rest are the type's defaults)."""
+    source = effective_templates(kind, templates)[field]
+    behaviour = field in BEHAVIOUR_FIELDS or field == "source_link"
+    if behaviour:
+        context: dict[str, Any] = {"payload": payload, "labels": None}  # what ingest renders with
+    else:
+        channel, attr = field.split(".")
+        context = _appearance_context(kind, templates, payload, channel, meta)
+    result: dict[str, Any] = {"preview": None, "is_valid_json_object": False}
+    if source:
+        try:
+            rendered: str | None = apply_template(source, **context)
+        except (TemplateError, TemplateWarning) as exc:
+            result["error"] = fallback_text(exc)
+        else:
+            if field == "source_link":
+                rendered = evaluate(kind, templates, payload).source_link
+            elif not behaviour:  # the value the channel shows: length limits, post-processing
+                rendered = render_appearance(kind, templates, payload, channel, **meta)[attr]
+            result.update(preview=rendered, is_valid_json_object=_is_json_object(rendered))
+    if field in BEHAVIOUR_FIELDS:
+        decided = evaluate(kind, templates, payload)  # exactly what ingest would decide
+        if field == "grouping_key":
+            result["grouping_distinction"] = decided.distinction
+        elif field == "resolve_signal":
+            result["is_resolve_signal"] = decided.is_resolve_signal and kind.is_able_to_autoresolve
+        else:
+            result["is_acknowledge_signal"] = decided.is_acknowledge_signal
+    return result
+
+
+# --- endpoints ---------------------------------------------------------------------------------
+
+
+def _integration(integration_id: str) -> dict:
+    row = integration_by_id(runtime().db, integration_id)
+    if row is None:
+        not_found()
+    return row
+
+
+def _json_object() -> dict:
+    if not request.get_data():
+        return {}
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise bad_request("A JSON object is expected.")
+    return body
+
+
+def _alert_to_preview(row: dict, alert_id: str | None) -> dict:
+    db = runtime().db
+    if alert_id is not None:
+        alert = db.query_one(
+            "SELECT id, alert_group_id, payload FROM alerts WHERE id = %s AND integration_id = %s",
+            (alert_id, row["id"]),
+        )
+    else:
+        # Through the groups' last alerts: indexed by integration, and the newest alert is one of them.
+        alert = db.query_one(
+            "SELECT a.id, a.alert_group_id, a.payload FROM alert_groups g JOIN alerts a ON a.id = g.last_alert_id"
+            " WHERE g.integration_id = %s ORDER BY a.position DESC LIMIT 1",
+            (row["id"],),
+        )
+    if alert is None:
+        raise bad_request(NO_ALERT if alert_id is not None else f"{NO_ALERT}: the integration has no alert yet.")
+    return alert
+
+
+@api.post("/integrations/<integration_id>/preview_template", strict_slashes=False)
+def preview_template(integration_id: str):
+    row = _integration(integration_id)
+    try:
+        data = PreviewTemplateRequestSchema().load(_json_object())
+    except ValidationError as invalid:
+        raise bad_request(invalid.messages)
+    if ("template_name" in data) == ("templates" in data):
+        raise bad_request("Give either template_name (with template_body) or templates.")
+    if data.get("payload") is not None and "alert_id" in data:
+        raise bad_request("Give either payload or alert_id, not both.")
+    kind = INTEGRATION_TYPES.get(row["type"])
+    if kind is None:
+        raise bad_request("Templates are not available for this integration type")
+
+    if data.get("payload") is not None:
+        payload, link = data["payload"], None
+    else:
+        alert = _alert_to_preview(row, data.get("alert_id"))
+        payload = json.loads(alert["payload"])
+        link = f"{runtime().settings.base_url}/alert-groups/{alert['alert_group_id']}"
+    meta = {"integration_name": row["name"], "link": link}
+
+    if "template_name" in data:
+        field = ONCALL_TEMPLATE_NAMES.get(data["template_name"], data["template_name"])
+        if field not in TEMPLATE_FIELDS:
+            raise bad_request({"template_name": [f"Unknown template. Use one of: {', '.join(TEMPLATE_FIELDS)}."]})
+        templates = {**row["templates"], field: data.get("template_body")}
+        return jsonify(preview_field(kind, templates, field, payload, meta))
+
+    proposed = flatten_templates(data["templates"], partial=True)
+    templates = {**row["templates"], **proposed}
+    results = {field: preview_field(kind, templates, field, payload, meta) for field in proposed}
+    given: dict[str, Any] = {}  # the given fields, in the request's shape
+    for name in data["templates"]:
+        if name in CHANNEL_ATTRIBUTES:
+            given[name] = {a: results[f"{name}.{a}"] for a in CHANNEL_ATTRIBUTES[name] if f"{name}.{a}" in results}
+        else:
+            given[name] = results[name]
+    return jsonify({"templates": given})
+
+
+@api.post("/integrations/<integration_id>/send_demo_alert", strict_slashes=False)
+@requires("editor")
+def send_demo_alert(integration_id: str):
+    row = _integration(integration_id)
+    body = _json_object()
+    kind = INTEGRATION_TYPES.get(row["type"])
+    if kind is None or kind.example_payload is None:
+        raise bad_request(DEMO_NOT_AVAILABLE)
+    payload = body.get("payload")
+    if payload is None:
+        payload = kind.example_payload
+    try:
+        # Strict, as the inbound URLs: NaN or a lone surrogate could not be stored.
+        payload_json = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        payload_json.encode()
+    except ValueError as exc:
+        raise bad_request(f"The payload cannot be stored: {exc}")
+    if not kind.split(payload):
+        raise bad_request("The payload holds no alert for this integration type.")
+    entry = ReceivedAlert(
+        integration_id=UUID(row["uuid"]),
+        kind=KIND_DEMO,
+        payload_json=payload_json,
+        received_at=datetime.now(timezone.utc),
+    )
+    runtime().committer.submit(entry)  # the same durable path as inbound alerts (503 if it fails)
+    return jsonify({})
