@@ -8,9 +8,16 @@ body and reuses these templates.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
+from domain.integrations.appearance import (
+    LinkMarkup,
+    channel_titles,
+    html_link,
+    markdown_link,
+    slack_link,
+    slack_title,
+)
 from domain.integrations.base import IntegrationType, load_example
 
 
@@ -42,31 +49,13 @@ _TITLE_TEXT = '{{ alertname }} {% if groupLabels %}({{ groupLabels.values() | jo
 
 WEB_TITLE = _NAME_AND_LABELS + _TITLE_TEXT
 
-SLACK_TITLE = (
-    _NAME_AND_LABELS
-    + "*<{{ grafana_oncall_link }}|#{{ grafana_oncall_incident_id }} "
-    + _TITLE_TEXT
-    + ">* via {{ integration_name }}"
-    # Alertmanager often sends relative or empty generator URLs; only link real ones.
-    + '{% if source_link and (source_link.startswith("http://") or source_link.startswith("https://")) %}'
-    + " (*<{{ source_link }}|source>*){% endif %}"
+# Alertmanager often sends relative or empty generator URLs; only link real ones.
+_REAL_SOURCE_LINK = (
+    'source_link and (source_link.startswith("http://") or source_link.startswith("https://"))'
 )
+SLACK_TITLE = _NAME_AND_LABELS + slack_title(_TITLE_TEXT, show_source_if=_REAL_SOURCE_LINK)
 
 PHONE_CALL_TITLE = '{{ payload.get("groupLabels", {}).values() | join(", ") }}'
-
-LinkMarkup = Callable[[str, str], str]
-
-
-def _markdown_link(url_expression: str, text: str) -> str:
-    return f"[{text}]({{{{ {url_expression} }}}})"
-
-
-def _slack_link(url_expression: str, text: str) -> str:
-    return f"<{{{{ {url_expression} }}}}|{text}>"
-
-
-def _html_link(url_expression: str, text: str) -> str:
-    return f"<a href='{{{{ {url_expression} }}}}'>{text}</a>"
 
 
 def _message_template(link: LinkMarkup, *, with_source_link: bool) -> str:
@@ -123,20 +112,17 @@ Resolved alerts – {{ payload.numResolved }}
     )
 
 
-WEB_MESSAGE = _message_template(_markdown_link, with_source_link=True)
+WEB_MESSAGE = _message_template(markdown_link, with_source_link=True)
 
 TEMPLATES: dict[str, str | None] = {
     "grouping_key": "{{ payload.groupKey }}",
     "resolve_signal": '{{ payload.status == "resolved" }}',
     "source_link": "{{ payload.alerts[0].generatorURL }}",
-    "web.title": WEB_TITLE,
+    **channel_titles(WEB_TITLE, SLACK_TITLE),
+    "phone_call.title": PHONE_CALL_TITLE,  # replaces the web title for phone calls only
     "web.message": WEB_MESSAGE,
-    "slack.title": SLACK_TITLE,
-    "slack.message": _message_template(_slack_link, with_source_link=False),
-    "sms.title": WEB_TITLE,
-    "phone_call.title": PHONE_CALL_TITLE,
-    "telegram.title": WEB_TITLE,
-    "telegram.message": _message_template(_html_link, with_source_link=True),
+    "slack.message": _message_template(slack_link, with_source_link=False),
+    "telegram.message": _message_template(html_link, with_source_link=True),
 }
 
 INTEGRATION_TYPE = IntegrationType(

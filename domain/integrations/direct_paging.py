@@ -13,30 +13,24 @@ to markdown when rendering for the web, so the result is the same.
 
 from __future__ import annotations
 
+from domain.integrations.appearance import channel_titles, slack_title
 from domain.integrations.base import IntegrationType
 
 WEB_TITLE = "{{ payload.oncall.title }}"
 CREATED_BY = "created by {{ payload.oncall.author_username }}"
+CHAT_MESSAGE = "{{ payload.oncall.message }}\n\n" + CREATED_BY
 
 TEMPLATES: dict[str, str | None] = {
     "grouping_key": "{{ payload }}",
     "source_link": "{{ payload.oncall.permalink }}",
-    "web.title": WEB_TITLE,
+    **channel_titles(WEB_TITLE, slack_title(WEB_TITLE)),
     "web.message": (
         "{{ payload.oncall.message }}\n"
         "{% if source_link %}\n[Link to the original message]({{ source_link }})\n{% endif %}\n"
         + CREATED_BY
     ),
-    "slack.title": (
-        "*<{{ grafana_oncall_link }}|#{{ grafana_oncall_incident_id }} {{ payload.oncall.title }}>*"
-        " via {{ integration_name }}"
-        "{% if source_link %} (*<{{ source_link }}|source>*){% endif %}"
-    ),
-    "slack.message": "{{ payload.oncall.message }}\n\n" + CREATED_BY,
-    "sms.title": WEB_TITLE,
-    "phone_call.title": WEB_TITLE,
-    "telegram.title": WEB_TITLE,
-    "telegram.message": "{{ payload.oncall.message }}\n\n" + CREATED_BY,
+    "slack.message": CHAT_MESSAGE,
+    "telegram.message": CHAT_MESSAGE,
 }
 
 INTEGRATION_TYPE = IntegrationType(

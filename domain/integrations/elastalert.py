@@ -26,6 +26,7 @@ the restore resolves the "missing" group.
 
 from __future__ import annotations
 
+from domain.integrations.appearance import channel_titles, pretty_json_messages, slack_title
 from domain.integrations.base import IntegrationType, load_example
 
 TITLE = "Incident"
@@ -33,18 +34,8 @@ TITLE = "Incident"
 TEMPLATES: dict[str, str | None] = {
     "grouping_key": '{{ payload.get("alert_uid", "") }}',
     "resolve_signal": '{{ payload.get("state", "").upper() == "OK" }}',
-    "web.title": TITLE,
-    "web.message": "```\n{{ payload|tojson_pretty }}\n```",
-    "slack.title": (
-        "*<{{ grafana_oncall_link }}|#{{ grafana_oncall_incident_id }} " + TITLE + ">*"
-        " via {{ integration_name }}"
-        "{% if source_link %} (*<{{ source_link }}|source>*){% endif %}"
-    ),
-    "slack.message": "```{{ payload|tojson_pretty }}```",
-    "sms.title": TITLE,
-    "phone_call.title": TITLE,
-    "telegram.title": TITLE,
-    "telegram.message": "<code>{{ payload|tojson_pretty }}</code>",
+    **channel_titles(TITLE, slack_title(TITLE)),
+    **pretty_json_messages(),
 }
 
 INTEGRATION_TYPE = IntegrationType(

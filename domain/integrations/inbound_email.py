@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
+from domain.integrations.appearance import channel_titles, on_rich_channels, slack_title
 from domain.integrations.base import IntegrationType, load_example
 
 # Elements that start and end a line of text.
@@ -147,28 +148,14 @@ def email_payload(subject: str | None, text: str | None, html: str | None, sende
 
 
 WEB_TITLE = '{{ payload.get("subject", "Title undefined (check Web Title Template)") }}'
-MESSAGE = "{{ payload.message }}"
-IMAGE_URL = "{{ payload.image_url }}"
+SLACK_TITLE = '{{ payload.get("subject", "Title undefined (check Slack Title Template)") }}'
 
 TEMPLATES: dict[str, str | None] = {
     "grouping_key": '{{ payload.get("subject", "").upper() }}',
     "resolve_signal": '{{ payload.get("message", "").strip().upper() == "OK" }}',
-    "web.title": WEB_TITLE,
-    "web.message": MESSAGE,
-    "web.image_url": IMAGE_URL,
-    "slack.title": (
-        "*<{{ grafana_oncall_link }}|#{{ grafana_oncall_incident_id }} "
-        '{{ payload.get("subject", "Title undefined (check Slack Title Template)") }}>*'
-        " via {{ integration_name }}"
-        "{% if source_link %} (*<{{ source_link }}|source>*){% endif %}"
-    ),
-    "slack.message": MESSAGE,
-    "slack.image_url": IMAGE_URL,
-    "sms.title": WEB_TITLE,
-    "phone_call.title": WEB_TITLE,
-    "telegram.title": WEB_TITLE,
-    "telegram.message": MESSAGE,
-    "telegram.image_url": IMAGE_URL,
+    **channel_titles(WEB_TITLE, slack_title(SLACK_TITLE)),
+    **on_rich_channels("message", "{{ payload.message }}"),
+    **on_rich_channels("image_url", "{{ payload.image_url }}"),
 }
 
 INTEGRATION_TYPE = IntegrationType(

@@ -15,6 +15,7 @@ are HTML, so the escaped text is what it needs.
 
 from __future__ import annotations
 
+from domain.integrations.appearance import channel_titles, pretty_json_messages, slack_title
 from domain.integrations.base import IntegrationType, load_example
 
 WEB_TITLE = '{{ payload.get("id", "Title undefined (check Web Title Template)") }}'
@@ -35,19 +36,11 @@ _READABLE_PAYLOAD = """\
 TEMPLATES: dict[str, str | None] = {
     "grouping_key": '{{ payload.get("id", "") }}',
     "resolve_signal": '{{ payload.get("level", "").startswith("OK") }}',
-    "web.title": WEB_TITLE,
-    "web.message": _READABLE_PAYLOAD + "```\n{{ shown|tojson_pretty }}\n```",
-    "slack.title": (
-        "*<{{ grafana_oncall_link }}|#{{ grafana_oncall_incident_id }} "
-        '{{ payload.get("id", "Title undefined (check Slack Title Template)") }}>*'
-        " via {{ integration_name }}"
-        "{% if source_link %} (*<{{ source_link }}|source>*){% endif %}"
+    **channel_titles(
+        WEB_TITLE, slack_title('{{ payload.get("id", "Title undefined (check Slack Title Template)") }}')
     ),
-    "slack.message": _READABLE_PAYLOAD + "```{{ shown|tojson_pretty }}```",
-    "sms.title": WEB_TITLE,
-    "phone_call.title": WEB_TITLE,
-    "telegram.title": WEB_TITLE,
-    "telegram.message": "<code>{{ payload|tojson_pretty }}</code>",
+    # Telegram keeps the raw payload (see above).
+    **pretty_json_messages(prelude=_READABLE_PAYLOAD, shown="shown"),
 }
 
 INTEGRATION_TYPE = IntegrationType(

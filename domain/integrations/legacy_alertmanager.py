@@ -19,9 +19,16 @@ with ``<a href>`` (OnCall's converts the same markdown).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
+from domain.integrations.appearance import (
+    LinkMarkup,
+    channel_titles,
+    html_link,
+    markdown_link,
+    slack_link,
+    slack_title,
+)
 from domain.integrations.base import IntegrationType, labels_hash, load_example
 
 
@@ -34,20 +41,10 @@ def split_alerts(payload: Any) -> list[Any]:
 
 
 WEB_TITLE = '{{- payload.get("labels", {}).get("alertname", "No title (check Title Template)") -}}'
-
-LinkMarkup = Callable[[str, str], str]
-
-
-def _markdown_link(url_expression: str, text: str) -> str:
-    return f"[{text}]({{{{ {url_expression} }}}})"
-
-
-def _slack_link(url_expression: str, text: str) -> str:
-    return f"<{{{{ {url_expression} }}}}|{text}>"
-
-
-def _html_link(url_expression: str, text: str) -> str:
-    return f"<a href='{{{{ {url_expression} }}}}'>{text}</a>"
+SLACK_TITLE = (
+    '{%- set title = payload.get("labels", {}).get("alertname", "No title (check Title Template)") -%}'
+    + slack_title("{{ title }}")
+)
 
 
 def _message_template(link: LinkMarkup) -> str:
@@ -110,19 +107,10 @@ TEMPLATES: dict[str, str | None] = {
     "grouping_key": "{{ payload.labels }}",
     "resolve_signal": '{{ payload.status == "resolved" }}',
     "source_link": "{{ payload.generatorURL }}",
-    "web.title": WEB_TITLE,
-    "web.message": _message_template(_markdown_link),
-    "slack.title": (
-        '{%- set title = payload.get("labels", {}).get("alertname", "No title (check Title Template)") -%}'
-        "*<{{ grafana_oncall_link }}|#{{ grafana_oncall_incident_id }} {{ title }}>*"
-        " via {{ integration_name }}"
-        "{% if source_link %} (*<{{ source_link }}|source>*){% endif %}"
-    ),
-    "slack.message": _message_template(_slack_link),
-    "sms.title": WEB_TITLE,
-    "phone_call.title": WEB_TITLE,
-    "telegram.title": WEB_TITLE,
-    "telegram.message": _message_template(_html_link),
+    **channel_titles(WEB_TITLE, SLACK_TITLE),
+    "web.message": _message_template(markdown_link),
+    "slack.message": _message_template(slack_link),
+    "telegram.message": _message_template(html_link),
 }
 
 INTEGRATION_TYPE = IntegrationType(

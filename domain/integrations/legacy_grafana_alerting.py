@@ -11,12 +11,17 @@ always empty); ours reads ``payload.message``.
 
 from __future__ import annotations
 
+from domain.integrations.appearance import channel_titles, slack_title
 from domain.integrations.base import IntegrationType, labels_hash, load_example
 from domain.integrations.legacy_alertmanager import split_alerts
 
 WEB_TITLE = (
     "{# Usually the title is payload.labels.alertname #}\n"
     '{{- payload.get("labels", {}).get("alertname", "No title (check Web Title Template)") }}'
+)
+SLACK_TITLE = (
+    '{%- set title = payload.get("labels", {})'
+    '.get("alertname", "No title (check Web Title Template)") -%}' + slack_title("{{ title }}")
 )
 SHORT_TITLE = '{{ payload.get("labels", {}).get("alertname", "Title undefined") }}'
 
@@ -61,19 +66,9 @@ TEMPLATES: dict[str, str | None] = {
     "grouping_key": WEB_TITLE,
     "resolve_signal": '{{ payload.get("status", "") == "resolved" }}',
     "source_link": "{{ payload.generatorURL }}",
-    "web.title": WEB_TITLE,
+    **channel_titles(WEB_TITLE, SLACK_TITLE, short=SHORT_TITLE),
     "web.message": WEB_MESSAGE,
-    "slack.title": (
-        '{%- set title = payload.get("labels", {})'
-        '.get("alertname", "No title (check Web Title Template)") -%}'
-        "*<{{ grafana_oncall_link }}|#{{ grafana_oncall_incident_id }} {{ title }}>*"
-        " via {{ integration_name }}"
-        "{% if source_link %} (*<{{ source_link }}|source>*){% endif %}"
-    ),
     "slack.message": SLACK_MESSAGE,
-    "sms.title": SHORT_TITLE,
-    "phone_call.title": SHORT_TITLE,
-    "telegram.title": SHORT_TITLE,
     "telegram.message": TELEGRAM_MESSAGE,
 }
 

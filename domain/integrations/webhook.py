@@ -6,6 +6,7 @@ payload). Heartbeat alerts carry a fixed ``alert_uid`` so that "missing" and "re
 
 from __future__ import annotations
 
+from domain.integrations.appearance import channel_titles, pretty_json_messages, slack_title
 from domain.integrations.base import IntegrationType, load_example
 
 TITLE = "Incident"
@@ -16,18 +17,8 @@ TEMPLATES: dict[str, str | None] = {
     ),
     "resolve_signal": '{{ payload.get("state", "").upper() == "OK" }}',
     "source_link": "{{ payload.url }}",
-    "web.title": TITLE,
-    "web.message": "```\n{{ payload|tojson_pretty }}\n```",
-    "slack.title": (
-        "*<{{ grafana_oncall_link }}|#{{ grafana_oncall_incident_id }} " + TITLE + ">*"
-        " via {{ integration_name }}"
-        "{% if source_link %} (*<{{ source_link }}|source>*){% endif %}"
-    ),
-    "slack.message": "```{{ payload|tojson_pretty }}```",
-    "sms.title": TITLE,
-    "phone_call.title": TITLE,
-    "telegram.title": TITLE,
-    "telegram.message": "<code>{{ payload|tojson_pretty }}</code>",
+    **channel_titles(TITLE, slack_title(TITLE)),
+    **pretty_json_messages(),
 }
 
 INTEGRATION_TYPE = IntegrationType(

@@ -7,7 +7,6 @@ key, so the expected values below are md5 of the key a user would predict.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -18,57 +17,26 @@ from domain.integrations import (
     CHANNEL_ATTRIBUTES,
     INTEGRATION_TYPES,
     TEMPLATE_FIELDS,
-    Behaviour,
     IntegrationType,
     effective_templates,
     evaluate,
     get_type,
-    render_appearance,
 )
 from domain.templating import validate_syntax
-
-PAYLOADS = Path(__file__).parents[1] / "fixtures" / "payloads"
-EXAMPLES = PAYLOADS / "oncall-examples"
-CAPTURED = PAYLOADS / "captured"
+from tests.unit.integration_helpers import (
+    CAPTURED,
+    EXAMPLES,
+    appearance,
+    heartbeat_payload,
+    ingest,
+    load,
+    md5,
+)
 
 ALERTMANAGER = get_type("alertmanager")
 GRAFANA_ALERTING = get_type("grafana_alerting")
 WEBHOOK = get_type("webhook")
 FORMATTED_WEBHOOK = get_type("formatted_webhook")
-
-
-def load(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def md5(text: str) -> str:
-    return hashlib.md5(text.encode()).hexdigest()
-
-
-Templates = dict[str, str | None]
-
-
-def ingest(integration_type: IntegrationType, payload: Any, custom: Templates | None = None) -> Behaviour:
-    """What the ingest worker does with one request body of a single-alert type."""
-    (alert,) = integration_type.split(payload)
-    return evaluate(integration_type, custom or {}, alert)
-
-
-def appearance(
-    integration_type: IntegrationType,
-    payload: Any,
-    channel: str,
-    custom: Templates | None = None,
-    **links: Any,
-) -> dict[str, str | None]:
-    """One channel's rendering, for an integration named "Prom"."""
-    return render_appearance(
-        integration_type, custom or {}, payload, channel, integration_name="Prom", **links
-    )
-
-
-def heartbeat_payload(name: str) -> Any:
-    return load(EXAMPLES / "heartbeat" / f"{name}.json")["raw_request_data"]
 
 
 def example_or_constructed(integration_type: IntegrationType) -> Any:

@@ -10,27 +10,16 @@ from __future__ import annotations
 import copy
 import email
 import email.policy
-import hashlib
+import functools
 import json
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from domain.integrations import (
-    INTEGRATION_TYPES,
-    Behaviour,
-    IntegrationType,
-    evaluate,
-    get_type,
-    render_appearance,
-)
+from domain.integrations import INTEGRATION_TYPES, IntegrationType, evaluate, get_type
 from domain.integrations.base import label_sets_resolved, labels_hash
 from domain.integrations.inbound_email import RULE, email_payload, html_to_text
-
-PAYLOADS = Path(__file__).parents[1] / "fixtures" / "payloads"
-EXAMPLES = PAYLOADS / "oncall-examples"
-CAPTURED = PAYLOADS / "captured"
+from tests.unit import integration_helpers
+from tests.unit.integration_helpers import CAPTURED, EXAMPLES, heartbeat_payload, ingest, ingest_all, load, md5
 
 INBOUND_EMAIL = get_type("inbound_email")
 ELASTALERT = get_type("elastalert")
@@ -40,35 +29,10 @@ LEGACY_GRAFANA_ALERTING = get_type("legacy_grafana_alerting")
 DIRECT_PAGING = get_type("direct_paging")
 MANUAL = get_type("manual")
 
-
-def load(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def md5(text: str) -> str:
-    return hashlib.md5(text.encode()).hexdigest()
-
-
-def ingest(integration_type: IntegrationType, payload: Any) -> Behaviour:
-    """What the ingest worker does with one request body of a single-alert type."""
-    (alert,) = integration_type.split(payload)
-    return evaluate(integration_type, {}, alert)
-
-
-def ingest_all(integration_type: IntegrationType, payload: Any) -> list[Behaviour]:
-    return [evaluate(integration_type, {}, alert) for alert in integration_type.split(payload)]
-
-
-def appearance(integration_type: IntegrationType, payload: Any, channel: str) -> dict[str, str | None]:
-    return render_appearance(
-        integration_type,
-        {},
-        payload,
-        channel,
-        integration_name="Ops",
-        alert_group_number=7,
-        link="https://t/7",
-    )
+# Every rendering here is alert group #7, at https://t/7, of an integration named "Ops".
+appearance = functools.partial(
+    integration_helpers.appearance, integration_name="Ops", alert_group_number=7, link="https://t/7"
+)
 
 
 def received_email(name: str) -> dict:
@@ -107,8 +71,8 @@ def test_heartbeat_types_are_oncalls() -> None:
 def test_heartbeat_restore_resolves_the_missing_heartbeat_group(slug: str) -> None:
     integration_type = get_type(slug)
     expired, restored = integration_type.heartbeat_payloads
-    assert expired == load(EXAMPLES / "heartbeat" / f"{slug}_expired.json")["raw_request_data"]
-    assert restored == load(EXAMPLES / "heartbeat" / f"{slug}_restored.json")["raw_request_data"]
+    assert expired == heartbeat_payload(f"{slug}_expired")
+    assert restored == heartbeat_payload(f"{slug}_restored")
     missing, back = ingest(integration_type, expired), ingest(integration_type, restored)
     assert missing.distinction is not None
     assert missing.distinction == back.distinction
