@@ -87,7 +87,10 @@ class Settings:
                 # Fail fast instead of queueing forever behind a stuck writer (then 503).
                 POSTGRES_LOCK_TIMEOUT="5",
                 POSTGRES_CONNECT_TIMEOUT="5",
-                POSTGRES_PRE_PING="y",
+                # No pre-ping: it doubles the round trips of every save and load; a broken
+                # connection fails the command, which the caller retries (ingest, projections)
+                # or answers with 503 (inbound).
+                POSTGRES_PRE_PING="n",
                 # Small pools: every process builds three applications (one writer thread each
                 # on the hot path, thanks to group commit and batched ingest).
                 POSTGRES_POOL_SIZE="2",

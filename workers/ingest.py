@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Tracking
 
+from domain.alert_group import Alert
 from domain.applications import Alerting, Configuration, Inbox
 from domain.configuration import Integration
 from domain.heartbeat import Heartbeat
@@ -27,26 +29,64 @@ from projections.runner import Waker
 log = logging.getLogger(__name__)
 
 
+class KnownAggregates:
+    """Aggregates as ingest last saved them, so a busy ingest rarely reads the store.
+
+    Safe without invalidation messages: ingest writes a new event to every group and heartbeat
+    it uses, and a slot only changes together with a group, so if another writer (a user
+    action, the ticker) changed one meanwhile, the save fails on the version and the batch runs
+    again after ``clear()``.
+    """
+
+    def __init__(self, maxsize: int = 20_000):
+        self.maxsize = maxsize
+        self._aggregates: OrderedDict[UUID, Aggregate] = OrderedDict()
+
+    def get(self, aggregate_id: UUID) -> Aggregate | None:
+        aggregate = self._aggregates.get(aggregate_id)
+        if aggregate is not None:
+            self._aggregates.move_to_end(aggregate_id)
+        return aggregate
+
+    def remember(self, aggregates) -> None:
+        for aggregate in aggregates:
+            if not isinstance(aggregate, Alert):  # alerts are written once and never read back
+                self._aggregates[aggregate.id] = aggregate
+                self._aggregates.move_to_end(aggregate.id)
+        while len(self._aggregates) > self.maxsize:
+            self._aggregates.popitem(last=False)
+
+    def clear(self) -> None:
+        self._aggregates.clear()
+
+
 class BatchUnitOfWork:
     """Aggregates loaded or created while processing one batch, each loaded at most once."""
 
-    def __init__(self, alerting: Alerting):
+    def __init__(self, alerting: Alerting, known: KnownAggregates | None = None):
         self._repository = alerting.repository
+        self._known = known
         self._aggregates: dict[UUID, Aggregate | None] = {}
 
     def get(self, aggregate_id: UUID) -> Aggregate | None:
         if aggregate_id not in self._aggregates:
-            try:
-                self._aggregates[aggregate_id] = self._repository.get(aggregate_id)
-            except AggregateNotFoundError:
-                return None
+            aggregate = self._known.get(aggregate_id) if self._known else None
+            if aggregate is None:
+                try:
+                    aggregate = self._repository.get(aggregate_id)
+                except AggregateNotFoundError:
+                    return None
+            self._aggregates[aggregate_id] = aggregate
         return self._aggregates[aggregate_id]
 
     def add(self, aggregate: Aggregate) -> None:
         self._aggregates[aggregate.id] = aggregate
 
+    def all(self) -> list[Aggregate]:
+        return [a for a in self._aggregates.values() if a is not None]
+
     def changed(self) -> list[Aggregate]:
-        return [a for a in self._aggregates.values() if a is not None and a.pending_events]
+        return [a for a in self.all() if a.pending_events]
 
 
 class IngestProcessor:
@@ -56,6 +96,7 @@ class IngestProcessor:
         self.config = config
         self.batch_size = batch_size
         self.waker = Waker()
+        self.known = KnownAggregates()
 
     def _integration_settings(self, integration_id: UUID) -> IntegrationSettings:
         integration: Integration = self.config.get_integration(integration_id)
@@ -69,6 +110,13 @@ class IngestProcessor:
 
     def run_batch(self) -> int:
         """Process the next batch; returns how many inbox entries it read (0: caught up)."""
+        try:
+            return self._run_batch()
+        except BaseException:
+            self.known.clear()  # aggregates may hold changes that were never saved
+            raise
+
+    def _run_batch(self) -> int:
         for attempt in range(20):
             position = self.alerting.processed_position()
             notifications = self.inbox.recorder.select_notifications(
@@ -76,7 +124,7 @@ class IngestProcessor:
             )
             if not notifications:
                 return 0
-            uow = BatchUnitOfWork(self.alerting)
+            uow = BatchUnitOfWork(self.alerting, self.known)
             integrations: dict[UUID, IntegrationSettings] = {}
             for notification in notifications:
                 entry = self.inbox.mapper.to_domain_event(notification)
@@ -99,7 +147,9 @@ class IngestProcessor:
             except IntegrityError:
                 # A user action changed a group meanwhile (or another ingest ran): redo on fresh state.
                 log.debug("ingest batch conflicted (attempt %d); retrying", attempt + 1)
+                self.known.clear()
                 continue
+            self.known.remember(uow.all())
             return len(notifications)
         raise RuntimeError("ingest batch kept conflicting; giving up for now")
 
