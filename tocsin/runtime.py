@@ -77,6 +77,9 @@ class Runtime:
         if position is None:
             return True
         runner = self.runners[upstream]
+        if upstream == "config":
+            # Configuration is cold: apply it here rather than depend on the projections process.
+            runner.catch_up()
         return all(
             wait_for_position(self.db, name, upstream, position, timeout) for name in runner.names
         )
