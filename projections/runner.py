@@ -34,16 +34,22 @@ class Projection:
 
 
 class Waker:
-    """Wakes a follower when its upstream has news (in-process save or PostgreSQL NOTIFY)."""
+    """Wakes a follower when its upstream has news (in-process save or PostgreSQL NOTIFY).
 
-    def __init__(self) -> None:
+    After a wake-up the follower lingers ``gather`` seconds so that news arriving together is
+    handled in one batch: a few milliseconds of latency for much less work per event under load.
+    """
+
+    def __init__(self, gather: float = 0.005) -> None:
         self._event = threading.Event()
+        self.gather = gather
 
     def notify(self) -> None:
         self._event.set()
 
     def wait(self, timeout: float) -> None:
-        self._event.wait(timeout)
+        if self._event.wait(timeout) and self.gather:
+            time.sleep(self.gather)
         self._event.clear()
 
 

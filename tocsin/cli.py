@@ -154,7 +154,10 @@ def _run_worker(name: str, **parts) -> int:
     from workers.singleton import hold_singleton
 
     settings = Settings.from_env()
-    lock = hold_singleton(settings.postgres_conninfo(), name) if settings.backend == "postgres" else None
+    lock = None
+    if settings.backend == "postgres":
+        # One per schema: several Tocsin installations may share a database.
+        lock = hold_singleton(settings.postgres_conninfo(), f"{settings.database_schema}-{name}")
     runtime = Runtime(settings)
     runtime.start(**parts)
     log.info("%s running (%s)", name, settings.backend)
@@ -188,9 +191,10 @@ def cmd_web(args) -> int:
     workers = os.environ.get("TOCSIN_WEB_WORKERS", "2")
     threads = os.environ.get("TOCSIN_WEB_THREADS", "16")
     bind = f"{settings.host}:{settings.port}"
-    argv = ["gunicorn", "--worker-class", "gthread", "--workers", workers, "--threads", threads,
-            "--bind", bind, "--access-logfile", "-", "web.wsgi:app"]
-    os.execvp(argv[0], argv)
+    # The interpreter running this command has gunicorn installed, whatever PATH says.
+    argv = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", workers,
+            "--threads", threads, "--bind", bind, "--access-logfile", "-", "web.wsgi:app"]
+    os.execv(sys.executable, argv)
     return 1  # not reached
 
 
