@@ -13,7 +13,8 @@ import hashlib
 import html
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, TypeGuard
 
 from domain.integrations import (
@@ -104,13 +105,26 @@ def effective_templates(
 
 @dataclass(frozen=True)
 class Behaviour:
-    """What ingestion needs from one payload, decided by the behaviour templates."""
+    """What ingestion needs from one payload, decided by the behaviour templates.
+
+    The title and source link matter only for the alert that opens a group, so they are
+    rendered on first use: most alerts join an open group and never need them.
+    """
 
     distinction: str | None  # md5 hex of the grouping key; None = no key, caller makes it unique
     is_resolve_signal: bool
     is_acknowledge_signal: bool
-    title: str
-    source_link: str | None
+    _title_template: str | None = field(repr=False, compare=False, default=None)
+    _link_template: str | None = field(repr=False, compare=False, default=None)
+    _context: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    @cached_property
+    def title(self) -> str:
+        return _behaviour_title(self._title_template, self._context)
+
+    @cached_property
+    def source_link(self) -> str | None:
+        return _link(self._link_template, self._context)
 
 
 def evaluate(
@@ -128,8 +142,9 @@ def evaluate(
         distinction=hashlib.md5(grouping_key.encode()).hexdigest() if _has_value(grouping_key) else None,
         is_resolve_signal=_condition(templates["resolve_signal"], context),
         is_acknowledge_signal=_condition(templates["acknowledge_signal"], context),
-        title=_behaviour_title(templates["web.title"], context),
-        source_link=_link(templates["source_link"], context),
+        _title_template=templates["web.title"],
+        _link_template=templates["source_link"],
+        _context=context,
     )
 
 
