@@ -97,8 +97,22 @@ class IngestProcessor:
         self.batch_size = batch_size
         self.waker = Waker()
         self.known = KnownAggregates()
+        self._settings: dict[UUID, IntegrationSettings] = {}
+        self._settings_position: int | None = None
+
+    def _forget_settings_if_changed(self) -> None:
+        """Configuration changes rarely: keep what was read until the configuration log moves on."""
+        config_position = self.config.recorder.max_notification_id()
+        if config_position != self._settings_position:
+            self._settings.clear()
+            self._settings_position = config_position
 
     def _integration_settings(self, integration_id: UUID) -> IntegrationSettings:
+        if integration_id not in self._settings:
+            self._settings[integration_id] = self._load_settings(integration_id)
+        return self._settings[integration_id]
+
+    def _load_settings(self, integration_id: UUID) -> IntegrationSettings:
         integration: Integration = self.config.get_integration(integration_id)
         return IntegrationSettings(
             id=integration.id,
@@ -125,12 +139,10 @@ class IngestProcessor:
             if not notifications:
                 return 0
             uow = BatchUnitOfWork(self.alerting, self.known)
-            integrations: dict[UUID, IntegrationSettings] = {}
+            self._forget_settings_if_changed()
             for notification in notifications:
                 entry = self.inbox.mapper.to_domain_event(notification)
-                if entry.integration_id not in integrations:
-                    integrations[entry.integration_id] = self._integration_settings(entry.integration_id)
-                integration = integrations[entry.integration_id]
+                integration = self._integration_settings(entry.integration_id)
                 if isinstance(entry, HeartbeatPing.HeartbeatPinged):
                     ingest_heartbeat_ping(uow, integration, entry.originator_id, entry.received_at)
                 else:
@@ -160,7 +172,7 @@ class IngestProcessor:
             heartbeat = uow.get(heartbeat_id)
             if not isinstance(heartbeat, Heartbeat):
                 return False
-            settings = self._integration_settings(heartbeat.integration_id)
+            settings = self._load_settings(heartbeat.integration_id)
             if expire_heartbeat(uow, settings, heartbeat_id, fence, at) is None:
                 return False
             try:
