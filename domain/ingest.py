@@ -8,6 +8,7 @@ the events, so a replay never renders a template again.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -17,7 +18,17 @@ from eventsourcing.domain import Aggregate
 
 from domain.alert_group import Alert, AlertGroup, GroupingSlot
 from domain.heartbeat import Heartbeat
-from domain.integrations import IntegrationType, evaluate
+from domain.integrations import Behaviour, IntegrationType, evaluate
+
+
+log = logging.getLogger(__name__)
+
+UNPROCESSABLE = Behaviour(
+    distinction=None,
+    is_resolve_signal=False,
+    is_acknowledge_signal=False,
+    _title_template="Unprocessable alert: Tocsin could not evaluate it (see its payload)",
+)
 
 
 class UnitOfWork(Protocol):
@@ -53,7 +64,12 @@ def ingest_entry(
 ) -> IngestResult:
     result = IngestResult()
     payload = json.loads(payload_json)
-    alerts = integration.type.split(payload)
+    try:
+        alerts = integration.type.split(payload)
+    except Exception:
+        # A body the type cannot take apart is still an alert: kept whole, never dropped.
+        log.exception("integration type %s could not split entry %s", integration.type.slug, entry_id)
+        alerts = [payload]
     for index, alert_payload in enumerate(alerts):
         alert_json = payload_json if len(alerts) == 1 and alert_payload is payload else json.dumps(alert_payload)
         group, created = _ingest_alert(
@@ -75,7 +91,13 @@ def _ingest_alert(
     received_at: datetime,
     is_demo: bool,
 ) -> tuple[AlertGroup, bool]:
-    behaviour = evaluate(integration.type, integration.templates, payload)
+    try:
+        behaviour = evaluate(integration.type, integration.templates, payload)
+    except Exception:
+        # Templates report their own errors; this is a defect elsewhere. One bad alert must not
+        # stop ingest for everyone behind it: keep it, in a group of its own, marked as such.
+        log.exception("could not evaluate entry %s (alert %d)", entry_id, index)
+        behaviour = UNPROCESSABLE
     distinction = behaviour.distinction
     if distinction is None or is_demo:
         # No usable grouping key (or a demo alert): a group of its own, derived from the

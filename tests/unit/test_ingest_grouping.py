@@ -168,3 +168,18 @@ def test_a_payload_the_grouping_template_cannot_read_is_still_kept():
     p.receive(42)
     p.receive(42)
     assert [g.alerts_count for g in p.groups()] == [1, 1]
+
+
+def test_an_alert_that_breaks_evaluation_is_kept_and_ingest_goes_on(monkeypatch):
+    p = Pipeline()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("defect")
+
+    monkeypatch.setattr("domain.ingest.evaluate", broken)
+    p.receive(am("k"))
+    monkeypatch.undo()
+    p.receive(am("k"))  # the next alert is ingested normally
+    broken_group, normal_group = p.groups()
+    assert broken_group.title.startswith("Unprocessable alert")
+    assert normal_group.title.strip() == "A" and normal_group.alerts_count == 1
