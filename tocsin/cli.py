@@ -193,7 +193,10 @@ def cmd_web(args) -> int:
     bind = f"{settings.host}:{settings.port}"
     # The interpreter running this command has gunicorn installed, whatever PATH says.
     argv = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", workers,
-            "--threads", threads, "--bind", bind, "--access-logfile", "-", "web.wsgi:app"]
+            "--threads", threads, "--bind", bind]
+    if os.environ.get("TOCSIN_ACCESS_LOG", "").lower() in ("1", "true", "yes"):
+        argv += ["--access-logfile", "-"]  # off by default: a proxy in front usually logs requests
+    argv.append("web.wsgi:app")
     os.execv(sys.executable, argv)
     return 1  # not reached
 

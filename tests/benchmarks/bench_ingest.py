@@ -496,9 +496,9 @@ def child_env(extra: dict[str, str]) -> dict[str, str]:
 
 
 def gunicorn_argv(workers: int, threads: int, port: int) -> list[str]:
-    # The same server settings as `tocsin.cli web` (which also logs every request to stdout).
+    # The same server settings as `tocsin.cli web` (no access log, its default).
     return [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", str(workers),
-            "--threads", str(threads), "--bind", f"127.0.0.1:{port}", "--access-logfile", "-"]
+            "--threads", str(threads), "--bind", f"127.0.0.1:{port}"]
 
 
 # --- the two systems -------------------------------------------------------------------------
