@@ -65,8 +65,7 @@ def cmd_migrate(args) -> int:
 def create_token(runtime: Runtime, name: str, role: str) -> str:
     token = random_token(40)
     position = runtime.config.create_api_token(name, role, token, at=datetime.now(timezone.utc))
-    runtime.runners["config"].catch_up()
-    runtime.wait_for("config", position)
+    runtime.wait_for("config", position)  # projects configuration here, server running or not
     return token
 
 

@@ -10,8 +10,6 @@ import hmac
 import json
 import math
 import re
-import threading
-import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from uuid import UUID
@@ -25,6 +23,7 @@ from domain.integrations import INTEGRATION_TYPES
 from projections.db import Database
 from projections.queries import integration_by_token_digest
 from web import runtime
+from web.expiring_cache import ExpiringCache
 from web.ratelimit import refuse_if_limited, refused_note
 
 inbound = Blueprint("inbound", __name__, url_prefix="/integrations/v1")
@@ -51,27 +50,17 @@ class IntegrationDirectory:
     def __init__(self, db: Callable[[], Database] | None = None) -> None:
         # Outside a Flask request (the SMTP receiver), pass the read-model database.
         self._db = db or (lambda: runtime().db)
-        self._cache: dict[str, tuple[float, dict | None]] = {}
-        self._lock = threading.Lock()
+        self._cache = ExpiringCache(ttl=TOKEN_CACHE_SECONDS)
 
     def find(self, token: str) -> dict | None:
         digest = token_digest(token)
-        now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(digest)
-        if hit is not None and hit[0] > now:
-            integration = hit[1]
-        else:
-            integration = integration_by_token_digest(self._db(), digest)
-            with self._lock:
-                self._cache[digest] = (now + TOKEN_CACHE_SECONDS, integration)
+        integration = self._cache.get_or_load(digest, lambda: integration_by_token_digest(self._db(), digest))
         if integration is None or not hmac.compare_digest(integration["token"], token):
             return None
         return integration
 
     def forget(self) -> None:
-        with self._lock:
-            self._cache.clear()
+        self._cache.clear()
 
 
 directory = IntegrationDirectory()
@@ -88,7 +77,7 @@ def _title(type_slug: str) -> str:
     return kind.title if kind else type_slug
 
 
-def _find_integration(url_type: str, token: str) -> tuple[dict | None, Response | None]:
+def find_integration(url_type: str, token: str) -> tuple[dict | None, Response | None]:
     integration = directory.find(token)
     if integration is None:
         return None, Response(
@@ -154,7 +143,7 @@ def _now() -> datetime:
 
 @inbound.route("/<url_type>/<token>/", methods=["GET", "HEAD", "POST"], strict_slashes=False)
 def receive(url_type: str, token: str):
-    integration, refusal = _find_integration(url_type, token)
+    integration, refusal = find_integration(url_type, token)
     if refusal is not None:
         return refusal
     if request.method in ("GET", "HEAD"):

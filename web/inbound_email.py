@@ -38,7 +38,7 @@ from flask import Blueprint, Response, jsonify, request
 from domain.inbox import KIND_ALERT, ReceivedAlert
 from domain.integrations.inbound_email import email_payload
 from web import runtime
-from web.inbound import _find_integration
+from web.inbound import find_integration
 
 log = logging.getLogger(__name__)
 
@@ -332,7 +332,7 @@ def receive_email():
             status=400,
             mimetype="text/plain",
         )
-    integration, refusal = _find_integration(INTEGRATION_TYPE, token)
+    integration, refusal = find_integration(INTEGRATION_TYPE, token)
     if refusal is not None:
         return refusal
     runtime().committer.submit(alert_entry(integration, message.payload()))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from functools import wraps
 from urllib.parse import urlencode
 
@@ -12,12 +10,12 @@ from flask import Blueprint, abort, g, jsonify, request
 from domain.configuration import ROLES, token_digest
 from projections.queries import Page, api_token_by_hash
 from web import runtime
+from web.expiring_cache import ExpiringCache
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
 TOKEN_CACHE_SECONDS = 5.0
-_token_cache: dict[str, tuple[float, dict | None]] = {}
-_token_cache_lock = threading.Lock()
+_callers = ExpiringCache(ttl=TOKEN_CACHE_SECONDS)
 
 
 class ApiError(Exception):
@@ -40,15 +38,7 @@ def _caller(header: str) -> dict | None:
     if not token:
         return None
     digest = token_digest(token)
-    now = time.monotonic()
-    with _token_cache_lock:
-        hit = _token_cache.get(digest)
-    if hit is not None and hit[0] > now:
-        return hit[1]
-    row = api_token_by_hash(runtime().db, digest)
-    with _token_cache_lock:
-        _token_cache[digest] = (now + TOKEN_CACHE_SECONDS, row)
-    return row
+    return _callers.get_or_load(digest, lambda: api_token_by_hash(runtime().db, digest))
 
 
 @api.before_request
