@@ -157,10 +157,12 @@ def render_appearance(
     integration_name: str,
     alert_group_number: int | None = None,
     link: str | None = None,
+    errors: dict[str, str] | None = None,
 ) -> dict[str, str | None]:
     """Title, message and image URL of an alert for one channel (absent ones are None).
 
-    Errors show as "Template Error: ..." / "Template Warning: ..." in place of the value.
+    Errors show as "Template Error: ..." / "Template Warning: ..." in place of the value, and
+    are also put in ``errors`` (by attribute) when given, for a preview to tell them apart.
     Web output is the rendered markdown; turning it into HTML is the web layer's job.
     """
     if channel not in CHANNEL_ATTRIBUTES:
@@ -188,7 +190,7 @@ def render_appearance(
     for attribute in CHANNEL_ATTRIBUTES[channel]:
         source = templates[f"{channel}.{attribute}"]
         if source:
-            value = _appearance_value(source, attribute, context)
+            value = _appearance_value(source, attribute, context, errors, attribute)
             rendered[attribute] = _post_process(channel, attribute, value)
     return rendered
 
@@ -230,11 +232,19 @@ def _behaviour_title(source: str | None, context: Mapping[str, Any]) -> str:
     return "" if rendered == _RENDERED_NONE else rendered
 
 
-def _appearance_value(source: str, attribute: str, context: Mapping[str, Any]) -> str | None:
+def _appearance_value(
+    source: str,
+    attribute: str,
+    context: Mapping[str, Any],
+    errors: dict[str, str] | None = None,
+    error_key: str | None = None,
+) -> str | None:
     length = MAX_TITLE_LENGTH if attribute == "title" else MAX_RESULT_LENGTH
     try:
         rendered = apply_template(source, result_length=length, **context)
     except (TemplateError, TemplateWarning) as exc:
+        if errors is not None and error_key is not None:
+            errors[error_key] = fallback_text(exc)
         return fallback_text(exc)
     return None if rendered == _RENDERED_NONE else rendered
 

@@ -465,3 +465,15 @@ def test_every_channel_renders_the_examples(channel: str) -> None:
 def test_unknown_channel_is_rejected() -> None:
     with pytest.raises(ValueError, match="carrier_pigeon"):
         appearance(WEBHOOK, {}, "carrier_pigeon")
+
+
+def test_render_appearance_reports_which_template_failed():
+    from domain.integrations import get_type, render_appearance
+
+    errors: dict[str, str] = {}
+    shown = render_appearance(
+        get_type("webhook"), {"sms.title": "{{ payload.a.b.c() }}"}, {"a": {}}, "sms",
+        integration_name="Ops", errors=errors,
+    )
+    assert shown["title"].startswith("Template ")  # the channel still shows OnCall's fallback text
+    assert errors == {"title": shown["title"]}

@@ -93,35 +93,6 @@ class DemoAlertRequestSchema(Schema):
 # --- rendering ---------------------------------------------------------------------------------
 
 
-def _link_value(source: str | None, context: dict) -> str | None:
-    if not source:
-        return None
-    try:
-        rendered = apply_template(source, **context).strip()
-    except (TemplateError, TemplateWarning):
-        return None
-    return rendered if rendered not in ("", "None") else None
-
-
-def _appearance_context(kind: IntegrationType, templates: dict, payload: Any, channel: str, meta: dict) -> dict:
-    """The variables a channel template sees (as ``render_appearance`` builds them)."""
-    context: dict[str, Any] = {
-        "payload": payload,
-        "integration_name": meta["integration_name"],
-        "grafana_oncall_alert_group_id": None,
-        "grafana_oncall_incident_id": None,
-        "grafana_oncall_link": meta["link"],
-        "source_link": None,
-    }
-    effective = effective_templates(kind, templates)
-    context["source_link"] = _link_value(effective["source_link"], context)
-    if channel != "web":
-        web = render_appearance(kind, templates, payload, "web", **meta)
-        for attr in CHANNEL_ATTRIBUTES["web"]:
-            context[f"web_{attr}"] = web[attr] if effective[f"web.{attr}"] else f"web_{attr} is not set"
-    return context
-
-
 def _is_json_object(value: str | None) -> bool:
     try:
         return isinstance(json.loads(value), dict) if value is not None else False
@@ -132,23 +103,23 @@ def _is_json_object(value: str | None) -> bool:
 def preview_field(kind: IntegrationType, templates: dict, field: str, payload: Any, meta: dict) -> dict:
     """Render ``field`` of ``templates`` (custom sources; the rest are the type's defaults)."""
     source = effective_templates(kind, templates)[field]
-    behaviour = field in BEHAVIOUR_FIELDS or field == "source_link"
-    if behaviour:
-        context: dict[str, Any] = {"payload": payload, "labels": None}  # what ingest renders with
-    else:
-        channel, attr = field.split(".")
-        context = _appearance_context(kind, templates, payload, channel, meta)
     result: dict[str, Any] = {"preview": None, "is_valid_json_object": False}
-    if source:
-        try:
-            rendered: str | None = apply_template(source, **context)
+    if source and (field in BEHAVIOUR_FIELDS or field == "source_link"):
+        try:  # rendered as ingest renders it, to report the error ingest would swallow
+            rendered: str | None = apply_template(source, payload=payload, labels=None)
         except (TemplateError, TemplateWarning) as exc:
             result["error"] = fallback_text(exc)
         else:
             if field == "source_link":
                 rendered = evaluate(kind, templates, payload).source_link
-            elif not behaviour:  # the value the channel shows: length limits, post-processing
-                rendered = render_appearance(kind, templates, payload, channel, **meta)[attr]
+            result.update(preview=rendered, is_valid_json_object=_is_json_object(rendered))
+    elif source:
+        channel, attr = field.split(".")
+        errors: dict[str, str] = {}
+        rendered = render_appearance(kind, templates, payload, channel, errors=errors, **meta)[attr]
+        if attr in errors:
+            result["error"] = errors[attr]
+        else:
             result.update(preview=rendered, is_valid_json_object=_is_json_object(rendered))
     if field in BEHAVIOUR_FIELDS:
         decided = evaluate(kind, templates, payload)  # exactly what ingest would decide
