@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import string
+from functools import lru_cache
 from uuid import UUID
 
 PUBLIC_ID_ALPHABET = "ABCDEFGHIJKLMNPQRSTUVWXYZ123456789"
@@ -25,6 +26,7 @@ PREFIX_API_TOKEN = "K"
 TOKEN_ALPHABET = string.ascii_letters + string.digits
 
 
+@lru_cache(maxsize=65_536)  # the same groups, integrations and routes come up again and again
 def public_id(prefix: str, uuid: UUID) -> str:
     """Encode the first 60 bits of a UUID in OnCall's public id alphabet (33^12 > 2^60)."""
     number = uuid.int >> 68

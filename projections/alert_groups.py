@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import singledispatchmethod
+from uuid import UUID
 
 from domain.alert_group import AlertGroup, State
 from domain.ids import PREFIX_ALERT, PREFIX_ALERT_GROUP, PREFIX_INTEGRATION, PREFIX_ROUTE, public_id
@@ -20,6 +21,43 @@ def _state(acknowledged: bool, resolved: bool, silenced: bool) -> str:
     return State.FIRING.value
 
 
+INSERT_GROUP = (
+    "INSERT INTO alert_groups (id, uuid, integration_id, route_id, distinction, title, source_link,"
+    " state, started_at, template_revision, is_demo, position, alerts_count, last_alert_id)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+_COUNT, _LAST_ALERT = 12, 13  # their places in a new row
+COUNT_ALERTS = "UPDATE alert_groups SET alerts_count = alerts_count + %s, last_alert_id = %s WHERE uuid = %s"
+
+
+def _new_row(e: AlertGroup.Registered, position: int) -> list:
+    return [
+        public_id(PREFIX_ALERT_GROUP, e.originator_id),
+        str(e.originator_id),
+        public_id(PREFIX_INTEGRATION, e.integration_id),
+        public_id(PREFIX_ROUTE, e.route_id),
+        e.distinction,
+        e.title,
+        e.source_link,
+        State.FIRING.value,
+        iso(e.started_at),
+        e.template_revision,
+        int(e.is_demo),
+        position,
+        0,
+        None,
+    ]
+
+
+def _write_pending(cur: Cursor, new_rows: dict, attached: dict) -> None:
+    if new_rows:
+        cur.executemany(INSERT_GROUP, list(new_rows.values()))
+        new_rows.clear()
+    if attached:
+        cur.executemany(COUNT_ALERTS, [(n, last, str(group)) for group, (n, last) in attached.items()])
+        attached.clear()
+
+
 class AlertGroupsView(Projection):
     name = "alert_groups"
     upstream = "alerting"
@@ -31,32 +69,38 @@ class AlertGroupsView(Projection):
 
     @apply.register
     def _(self, e: AlertGroup.Registered, cur: Cursor, position: int) -> None:
-        cur.execute(
-            "INSERT INTO alert_groups (id, uuid, integration_id, route_id, distinction, title, source_link,"
-            " state, started_at, template_revision, is_demo, position)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                public_id(PREFIX_ALERT_GROUP, e.originator_id),
-                str(e.originator_id),
-                public_id(PREFIX_INTEGRATION, e.integration_id),
-                public_id(PREFIX_ROUTE, e.route_id),
-                e.distinction,
-                e.title,
-                e.source_link,
-                State.FIRING.value,
-                iso(e.started_at),
-                e.template_revision,
-                int(e.is_demo),
-                position,
-            ),
-        )
+        self.apply_batch([(position, e)], cur)
 
     @apply.register
     def _(self, e: AlertGroup.AlertAttached, cur: Cursor, position: int) -> None:
-        cur.execute(
-            "UPDATE alert_groups SET alerts_count = alerts_count + 1, last_alert_id = %s WHERE uuid = %s",
-            (public_id(PREFIX_ALERT, e.alert_id), str(e.originator_id)),
-        )
+        self.apply_batch([(position, e)], cur)
+
+    def apply_batch(self, events, cur: Cursor) -> None:
+        """New groups and attached alerts, the bulk of any batch, become two statements.
+
+        Alerts attached to a group are counted in memory (into its new row when the group is
+        new in this batch); the pending rows are written before any other change to a group, so
+        that change sees them.
+        """
+        new_rows: dict[UUID, list] = {}
+        attached: dict[UUID, list] = {}  # group -> [alerts attached, last alert id]
+        for position, e in events:
+            if isinstance(e, AlertGroup.AlertAttached):
+                alert_id = public_id(PREFIX_ALERT, e.alert_id)
+                row = new_rows.get(e.originator_id)
+                if row is not None:
+                    row[_COUNT] += 1
+                    row[_LAST_ALERT] = alert_id
+                else:
+                    counted = attached.setdefault(e.originator_id, [0, None])
+                    counted[0] += 1
+                    counted[1] = alert_id
+            elif isinstance(e, AlertGroup.Registered):
+                new_rows[e.originator_id] = _new_row(e, position)
+            else:
+                _write_pending(cur, new_rows, attached)
+                self.apply(e, cur, position)
+        _write_pending(cur, new_rows, attached)
 
     @apply.register
     def _(self, e: AlertGroup.Acknowledged, cur: Cursor, position: int) -> None:

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from functools import singledispatchmethod
 
 from eventsourcing.application import Application
 
@@ -23,14 +24,36 @@ log = logging.getLogger(__name__)
 
 
 class Projection:
-    """A read model fed by one upstream application's events."""
+    """A read model fed by one upstream application's events.
+
+    A view dispatches on event types with one ``singledispatchmethod`` (``apply``, or a row
+    builder its ``apply_batch`` uses); its registered types are the events the view shows.
+    Views that write many rows per batch override ``apply_batch`` to send them in a few
+    statements instead of one per event.
+    """
 
     name: str
     upstream: str
     tables: tuple[str, ...] = ()
+    _event_types: tuple[type, ...] = ()
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        for attribute in list(cls.__dict__.values()):
+            if isinstance(attribute, singledispatchmethod):
+                # The runner hands a view only the events it shows.
+                cls._event_types = tuple(t for t in attribute.dispatcher.registry if t is not object)
 
     def apply(self, event: object, cur: Cursor, position: int) -> None:
         raise NotImplementedError
+
+    def shows(self, event: object) -> bool:
+        return isinstance(event, self._event_types)
+
+    def apply_batch(self, events: Sequence[tuple[int, object]], cur: Cursor) -> None:
+        """Apply events in order; ``events`` holds only events this view shows."""
+        for position, event in events:
+            self.apply(event, cur, position)
 
 
 class Waker:
@@ -109,10 +132,11 @@ class ProjectionRunner:
         with self.db.transaction() as cur:
             # Read again under the lock: another runner may have moved on meanwhile.
             positions = self.positions(cur, lock=True)
-            for position, event in events:
-                for p in self.projections:
-                    if position > positions[p.name]:
-                        p.apply(event, cur, position)
+            for p in self.projections:
+                done = positions[p.name]
+                todo = [(position, event) for position, event in events if position > done and p.shows(event)]
+                if todo:
+                    p.apply_batch(todo, cur)
             behind = [p.name for p in self.projections if last > positions[p.name]]
             if behind:
                 marks = ", ".join(["%s"] * len(behind))

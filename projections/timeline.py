@@ -44,62 +44,77 @@ def _duration(seconds: int) -> str:
     return f"{seconds} seconds"
 
 
+INSERT_ENTRY = (
+    "INSERT INTO timeline (alert_group_id, position, seq, type, action, author, created_at, details)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+
 class TimelineView(Projection):
     name = "timeline"
     upstream = "alerting"
     tables = ("timeline",)
 
-    @singledispatchmethod
     def apply(self, event: object, cur: Cursor, position: int) -> None:
+        self.apply_batch([(position, event)], cur)
+
+    def apply_batch(self, events, cur: Cursor) -> None:
+        # Append-only: all of a batch's entries in one statement.
+        rows = [row for position, event in events for row in self.entries(event, position)]
+        if rows:
+            cur.executemany(INSERT_ENTRY, rows)
+
+    @singledispatchmethod
+    def entries(self, event: object, position: int) -> list[tuple]:
         """Alerts joining a group are not timeline entries (as in OnCall)."""
+        return []
 
-    @apply.register
-    def _(self, e: AlertGroup.Registered, cur: Cursor, position: int) -> None:
-        self._record(cur, e, position, 0, TYPE_REGISTERED, "Incident registered", None, e.started_at, {})
-        self._record(
-            cur, e, position, 1, TYPE_ROUTE_ASSIGNED,
-            "A route is assigned to the incident", None, e.started_at,
-            {"route_id": public_id(PREFIX_ROUTE, e.route_id)},
-        )
-
-    @apply.register
-    def _(self, e: AlertGroup.Acknowledged, cur: Cursor, position: int) -> None:
-        text = "Acknowledged by alert source" if e.source == SOURCE_ALERT_SOURCE else f"Acknowledged{_by(e.by)}"
-        self._record(cur, e, position, 0, TYPE_ACK, text, e.by, e.at, {"source": e.source})
-
-    @apply.register
-    def _(self, e: AlertGroup.Unacknowledged, cur: Cursor, position: int) -> None:
-        self._record(cur, e, position, 0, TYPE_UN_ACK, f"Unacknowledged{_by(e.by)}", e.by, e.at, {})
-
-    @apply.register
-    def _(self, e: AlertGroup.Resolved, cur: Cursor, position: int) -> None:
-        text = "Resolved by alert source" if e.source == SOURCE_ALERT_SOURCE else f"Resolved{_by(e.by)}"
-        self._record(cur, e, position, 0, TYPE_RESOLVED, text, e.by, e.at, {"source": e.source})
-
-    @apply.register
-    def _(self, e: AlertGroup.Unresolved, cur: Cursor, position: int) -> None:
-        self._record(cur, e, position, 0, TYPE_UN_RESOLVED, f"Unresolved{_by(e.by)}", e.by, e.at, {})
-
-    @apply.register
-    def _(self, e: AlertGroup.Silenced, cur: Cursor, position: int) -> None:
-        span = f"for {_duration(e.delay)}" if e.delay else "forever"
-        self._record(
-            cur, e, position, 0, TYPE_SILENCE, f"Silenced{_by(e.by)} {span}", e.by, e.at,
-            {"silence_delay": e.delay, "silenced_until": iso(e.until)},
-        )
-
-    @apply.register
-    def _(self, e: AlertGroup.Unsilenced, cur: Cursor, position: int) -> None:
-        text = "Unsilenced automatically" if e.reason == "auto unsilence" else f"Unsilenced{_by(e.by)}"
-        self._record(cur, e, position, 0, TYPE_UN_SILENCE, text, e.by, e.at, {"reason": e.reason})
-
-    @staticmethod
-    def _record(cur, e, position, seq, type_, action, author, at, details) -> None:
-        cur.execute(
-            "INSERT INTO timeline (alert_group_id, position, seq, type, action, author, created_at, details)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                public_id(PREFIX_ALERT_GROUP, e.originator_id),
-                position, seq, type_, action, author, iso(at), json.dumps(details),
+    @entries.register
+    def _(self, e: AlertGroup.Registered, position: int) -> list[tuple]:
+        return [
+            _entry(e, position, 0, TYPE_REGISTERED, "Incident registered", None, e.started_at, {}),
+            _entry(
+                e, position, 1, TYPE_ROUTE_ASSIGNED, "A route is assigned to the incident", None, e.started_at,
+                {"route_id": public_id(PREFIX_ROUTE, e.route_id)},
             ),
-        )
+        ]
+
+    @entries.register
+    def _(self, e: AlertGroup.Acknowledged, position: int) -> list[tuple]:
+        text = "Acknowledged by alert source" if e.source == SOURCE_ALERT_SOURCE else f"Acknowledged{_by(e.by)}"
+        return [_entry(e, position, 0, TYPE_ACK, text, e.by, e.at, {"source": e.source})]
+
+    @entries.register
+    def _(self, e: AlertGroup.Unacknowledged, position: int) -> list[tuple]:
+        return [_entry(e, position, 0, TYPE_UN_ACK, f"Unacknowledged{_by(e.by)}", e.by, e.at, {})]
+
+    @entries.register
+    def _(self, e: AlertGroup.Resolved, position: int) -> list[tuple]:
+        text = "Resolved by alert source" if e.source == SOURCE_ALERT_SOURCE else f"Resolved{_by(e.by)}"
+        return [_entry(e, position, 0, TYPE_RESOLVED, text, e.by, e.at, {"source": e.source})]
+
+    @entries.register
+    def _(self, e: AlertGroup.Unresolved, position: int) -> list[tuple]:
+        return [_entry(e, position, 0, TYPE_UN_RESOLVED, f"Unresolved{_by(e.by)}", e.by, e.at, {})]
+
+    @entries.register
+    def _(self, e: AlertGroup.Silenced, position: int) -> list[tuple]:
+        span = f"for {_duration(e.delay)}" if e.delay else "forever"
+        return [
+            _entry(
+                e, position, 0, TYPE_SILENCE, f"Silenced{_by(e.by)} {span}", e.by, e.at,
+                {"silence_delay": e.delay, "silenced_until": iso(e.until)},
+            )
+        ]
+
+    @entries.register
+    def _(self, e: AlertGroup.Unsilenced, position: int) -> list[tuple]:
+        text = "Unsilenced automatically" if e.reason == "auto unsilence" else f"Unsilenced{_by(e.by)}"
+        return [_entry(e, position, 0, TYPE_UN_SILENCE, text, e.by, e.at, {"reason": e.reason})]
+
+
+def _entry(e, position, seq, type_, action, author, at, details) -> tuple:
+    return (
+        public_id(PREFIX_ALERT_GROUP, e.originator_id),
+        position, seq, type_, action, author, iso(at), json.dumps(details),
+    )

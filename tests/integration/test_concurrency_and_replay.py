@@ -101,3 +101,30 @@ def test_replay_rebuilds_every_read_model_exactly(runtime, client, make_integrat
     runtime.rebuild_read_models()
 
     assert snapshot(runtime) == live
+
+
+def test_read_models_are_the_same_event_by_event_and_in_one_batch(runtime, client, make_integration):
+    """A batch writes new groups and attached alerts in bulk; other changes must still see them."""
+    hook = make_integration("formatted_webhook", name="batched")
+    for i in range(3):
+        for uid in ("a", "b", "c"):
+            client.post(inbound_path(hook), json={"alert_uid": uid, "title": f"{uid} {i}"})
+    groups = {g["title"]: g for g in wait_for_groups(client, hook["id"], 3)}
+    client.post(f"/api/v1/alert_groups/{groups['a 0']['id']}/acknowledge")
+    client.post(inbound_path(hook), json={"alert_uid": "a", "title": "a again"})
+    client.post(f"/api/v1/alert_groups/{groups['b 0']['id']}/resolve")
+    client.post(inbound_path(hook), json={"alert_uid": "b", "title": "b reopened"})
+    client.post(inbound_path(hook), json={"alert_uid": "c", "title": "c ok", "state": "ok"})
+    wait_for_groups(client, hook["id"], 4)
+    runtime.catch_up()
+    live = snapshot(runtime)
+    rows = runtime.db.query("SELECT * FROM alert_groups WHERE integration_id = %s", (hook["id"],))
+    by_title = {g["title"]: g for g in rows}
+    assert (by_title["a 0"]["alerts_count"], by_title["a 0"]["state"]) == (4, "acknowledged")
+    assert by_title["c 0"]["state"] == "resolved"
+
+    for batch_size in (1, 10_000):
+        for runner in runtime.runners.values():
+            runner.batch_size = batch_size
+        runtime.rebuild_read_models()
+        assert snapshot(runtime) == live, f"batch size {batch_size}"
