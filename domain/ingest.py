@@ -54,15 +54,24 @@ class IngestResult:
     created_group_ids: list[UUID] = field(default_factory=list)
 
 
-def ingest_entry(
-    uow: UnitOfWork,
-    integration: IntegrationSettings,
-    entry_id: UUID,
-    payload_json: str,
-    received_at: datetime,
-    is_demo: bool = False,
-) -> IngestResult:
-    result = IngestResult()
+@dataclass(frozen=True)
+class AlertDecision:
+    """What the integration's templates say about one alert of an entry (no state involved)."""
+
+    index: int
+    payload: object
+    payload_json: str
+    behaviour: Behaviour
+    distinction: str
+    route_id: UUID
+    is_resolve_signal: bool
+    slot_id: UUID
+
+
+def decide_entry(
+    integration: IntegrationSettings, entry_id: UUID, payload_json: str, is_demo: bool = False
+) -> list[AlertDecision]:
+    """Split an entry into alerts and evaluate each one: pure, so callers can batch the lookups."""
     payload = json.loads(payload_json)
     try:
         alerts = integration.type.split(payload)
@@ -70,27 +79,21 @@ def ingest_entry(
         # A body the type cannot take apart is still an alert: kept whole, never dropped.
         log.exception("integration type %s could not split entry %s", integration.type.slug, entry_id)
         alerts = [payload]
-    for index, alert_payload in enumerate(alerts):
-        alert_json = payload_json if len(alerts) == 1 and alert_payload is payload else json.dumps(alert_payload)
-        group, created = _ingest_alert(
-            uow, integration, entry_id, index, alert_payload, alert_json, received_at, is_demo
-        )
-        result.group_ids.append(group.id)
-        if created:
-            result.created_group_ids.append(group.id)
-    return result
+    return [
+        _decide_alert(integration, entry_id, index, alert_payload, payload_json, alert_payload is payload, is_demo)
+        for index, alert_payload in enumerate(alerts)
+    ]
 
 
-def _ingest_alert(
-    uow: UnitOfWork,
+def _decide_alert(
     integration: IntegrationSettings,
     entry_id: UUID,
     index: int,
     payload: object,
-    payload_json: str,
-    received_at: datetime,
+    entry_json: str,
+    is_whole_entry: bool,
     is_demo: bool,
-) -> tuple[AlertGroup, bool]:
+) -> AlertDecision:
     try:
         behaviour = evaluate(integration.type, integration.templates, payload)
     except Exception:
@@ -104,10 +107,59 @@ def _ingest_alert(
         # entry so that processing the same entry again gives the same answer.
         distinction = uuid5(NAMESPACE_URL, f"/ungrouped/{entry_id}/{index}").hex
     route_id = integration.default_route_id
-    autoresolve = integration.type.is_able_to_autoresolve
-    is_resolve_signal = behaviour.is_resolve_signal and autoresolve
+    return AlertDecision(
+        index=index,
+        payload=payload,
+        payload_json=entry_json if is_whole_entry else json.dumps(payload),
+        behaviour=behaviour,
+        distinction=distinction,
+        route_id=route_id,
+        is_resolve_signal=behaviour.is_resolve_signal and integration.type.is_able_to_autoresolve,
+        slot_id=GroupingSlot.create_id(integration.id, route_id, distinction),
+    )
 
-    slot = uow.get(GroupingSlot.create_id(integration.id, route_id, distinction))
+
+def ingest_entry(
+    uow: UnitOfWork,
+    integration: IntegrationSettings,
+    entry_id: UUID,
+    payload_json: str,
+    received_at: datetime,
+    is_demo: bool = False,
+) -> IngestResult:
+    decisions = decide_entry(integration, entry_id, payload_json, is_demo)
+    return record_entry(uow, integration, entry_id, decisions, received_at, is_demo)
+
+
+def record_entry(
+    uow: UnitOfWork,
+    integration: IntegrationSettings,
+    entry_id: UUID,
+    decisions: list[AlertDecision],
+    received_at: datetime,
+    is_demo: bool = False,
+) -> IngestResult:
+    """Put each decided alert into its group: the open one, or a new one (OnCall's rules)."""
+    result = IngestResult()
+    for decision in decisions:
+        group, created = _record_alert(uow, integration, entry_id, decision, received_at, is_demo)
+        result.group_ids.append(group.id)
+        if created:
+            result.created_group_ids.append(group.id)
+    return result
+
+
+def _record_alert(
+    uow: UnitOfWork,
+    integration: IntegrationSettings,
+    entry_id: UUID,
+    decision: AlertDecision,
+    received_at: datetime,
+    is_demo: bool,
+) -> tuple[AlertGroup, bool]:
+    behaviour = decision.behaviour
+    distinction, route_id, is_resolve_signal = decision.distinction, decision.route_id, decision.is_resolve_signal
+    slot = uow.get(decision.slot_id)
     if slot is None:
         slot = GroupingSlot(integration_id=integration.id, route_id=route_id, distinction=distinction)
         uow.add(slot)
@@ -138,16 +190,16 @@ def _ingest_alert(
 
     alert = Alert(
         inbox_id=entry_id,
-        index=index,
+        index=decision.index,
         alert_group_id=group.id,
         integration_id=integration.id,
-        payload_json=payload_json,
+        payload_json=decision.payload_json,
         received_at=received_at,
         is_resolve_signal=is_resolve_signal,
         is_first_in_group=created,
     )
     uow.add(alert)
-    label_set = integration.type.label_set(payload)
+    label_set = integration.type.label_set(decision.payload)
     group.attach_alert(
         alert_id=alert.id, received_at=received_at, is_resolve_signal=is_resolve_signal, label_set=label_set
     )

@@ -22,7 +22,13 @@ from domain.applications import Alerting, Configuration, Inbox
 from domain.configuration import Integration
 from domain.heartbeat import Heartbeat
 from domain.inbox import KIND_DEMO, HeartbeatPing, ReceivedAlert
-from domain.ingest import IntegrationSettings, expire_heartbeat, ingest_entry, ingest_heartbeat_ping
+from domain.ingest import (
+    IntegrationSettings,
+    decide_entry,
+    expire_heartbeat,
+    ingest_heartbeat_ping,
+    record_entry,
+)
 from domain.integrations import get_type
 from projections.runner import Waker
 
@@ -64,9 +70,21 @@ class BatchUnitOfWork:
     """Aggregates loaded or created while processing one batch, each loaded at most once."""
 
     def __init__(self, alerting: Alerting, known: KnownAggregates | None = None):
+        self._alerting = alerting
         self._repository = alerting.repository
         self._known = known
         self._aggregates: dict[UUID, Aggregate | None] = {}
+
+    def preload_slots(self, slot_ids) -> None:
+        """Look up every slot a batch needs in one read instead of one read per alert."""
+        unknown = {
+            slot_id for slot_id in slot_ids
+            if slot_id not in self._aggregates and (self._known is None or self._known.get(slot_id) is None)
+        }
+        if unknown:
+            found = self._alerting.get_slots(unknown)
+            for slot_id in unknown:
+                self._aggregates[slot_id] = found.get(slot_id)  # None: no such slot yet
 
     def get(self, aggregate_id: UUID) -> Aggregate | None:
         if aggregate_id not in self._aggregates:
@@ -140,19 +158,23 @@ class IngestProcessor:
                 return 0
             uow = BatchUnitOfWork(self.alerting, self.known)
             self._forget_settings_if_changed()
+            decided = []  # templates first, so that the batch's slots can be read at once
             for notification in notifications:
                 entry = self.inbox.mapper.to_domain_event(notification)
                 integration = self._integration_settings(entry.integration_id)
                 if isinstance(entry, HeartbeatPing.HeartbeatPinged):
+                    decided.append((entry, integration, None))
+                else:
+                    is_demo = entry.kind == KIND_DEMO
+                    decisions = decide_entry(integration, entry.originator_id, entry.payload_json, is_demo)
+                    decided.append((entry, integration, decisions))
+            uow.preload_slots(d.slot_id for _, _, decisions in decided for d in decisions or ())
+            for entry, integration, decisions in decided:
+                if decisions is None:
                     ingest_heartbeat_ping(uow, integration, entry.originator_id, entry.received_at)
                 else:
-                    ingest_entry(
-                        uow,
-                        integration,
-                        entry_id=entry.originator_id,
-                        payload_json=entry.payload_json,
-                        received_at=entry.received_at,
-                        is_demo=entry.kind == KIND_DEMO,
+                    record_entry(
+                        uow, integration, entry.originator_id, decisions, entry.received_at, entry.kind == KIND_DEMO
                     )
             try:
                 self.alerting.save_processed(uow.changed(), Tracking(self.inbox.name, notifications[-1].id))
