@@ -17,6 +17,8 @@ from tocsin.settings import Settings
 
 log = logging.getLogger("tocsin")
 
+DEFAULT_WEB_NICE = 10  # how much lower than the other processes `tocsin web` runs (0: the same)
+
 
 class NotMigrated(SystemExit):
     pass
@@ -196,8 +198,24 @@ def cmd_web(args) -> int:
     if os.environ.get("TOCSIN_ACCESS_LOG", "").lower() in ("1", "true", "yes"):
         argv += ["--access-logfile", "-"]  # off by default: a proxy in front usually logs requests
     argv.append("web.wsgi:app")
+    niceness = _web_niceness()
+    if niceness:
+        # Below the pipeline and the database on a shared host: under overload, accepting slows
+        # down instead of ingest and the read models falling behind (or a lock holder starving).
+        os.nice(niceness)
     os.execv(sys.executable, argv)
     return 1  # not reached
+
+
+def _web_niceness() -> int:
+    text = os.environ.get("TOCSIN_WEB_NICE", str(DEFAULT_WEB_NICE)).strip()
+    try:
+        niceness = int(text)
+    except ValueError:
+        niceness = -1
+    if not 0 <= niceness <= 19:
+        raise SystemExit(f"TOCSIN_WEB_NICE must be a whole number from 0 to 19, not {text!r}")
+    return niceness
 
 
 def cmd_replay(args) -> int:
