@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+import secrets
+import threading
+from collections import OrderedDict
 from datetime import datetime, timezone
 from uuid import UUID
 
@@ -12,39 +16,131 @@ from marshmallow import ValidationError
 from domain.alert_group import ActionRefused
 from projections.queries import alert_group, alert_groups_page, timeline
 from web import runtime
-from web.api import api, bad_request, caller_name, not_found, page_params, paginated, requires
+from web.api import (
+    api,
+    bad_request,
+    caller_name,
+    json_response,
+    json_text,
+    not_found,
+    page_params,
+    paginated_response,
+    requires,
+)
 from web.api.schemas import AlertGroupSchema, SilenceSchema, TimelineSchema
 
 STATES = ("new", "acknowledged", "resolved", "silenced")
 STARTED_AT_FORMAT = "%Y-%m-%dT%H:%M:%S"
+ROW_JSON_CACHE_SIZE = 4096
 group_schema = AlertGroupSchema()
 
+# Stands in for the last alert's payload while the schema writes a row, then the stored payload
+# text replaces it. Random per process, so no data can contain it on purpose; checked anyway.
+_PAYLOAD_MARK = f"payload-{secrets.token_hex(16)}"
+_PAYLOAD_MARK_JSON = json_text(_PAYLOAD_MARK)
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
-def _serialise(row: dict) -> dict:
-    settings = runtime().settings
+
+class _RowJsonCache:
+    """A bounded LRU of rows' JSON (ASCII bytes, ready for the body), shared by the server's threads."""
+
+    def __init__(self, maxsize: int):
+        self.maxsize = maxsize
+        self._entries: OrderedDict[tuple, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_many(self, keys: list[tuple]) -> list[bytes | None]:
+        with self._lock:
+            found = [self._entries.get(key) for key in keys]
+            for key, text in zip(keys, found):
+                if text is not None:
+                    self._entries.move_to_end(key)
+        return found
+
+    def put_many(self, entries: dict[tuple, bytes]) -> None:
+        with self._lock:
+            self._entries.update(entries)
+            for key in entries:
+                self._entries.move_to_end(key)
+            while len(self._entries) > self.maxsize:
+                self._entries.popitem(last=False)
+
+
+_row_json_cache = _RowJsonCache(ROW_JSON_CACHE_SIZE)
+
+
+def _group(row: dict, base_url: str, payload: object) -> dict:
+    """What ``group_schema`` dumps for a row, with ``payload`` as the last alert's."""
     last_alert = None
     if row.get("last_alert_id"):
         last_alert = {
             "id": row["last_alert_id"],
             "alert_group_id": row["id"],
             "created_at": row["last_alert_created_at"],
-            "payload": json.loads(row["last_alert_payload"]) if row.get("last_alert_payload") else None,
+            "payload": payload,
         }
-    return group_schema.dump(
-        {
-            **row,
-            "team_id": None,
-            "created_at": row["started_at"],
-            "labels": [],
-            "permalinks": {
-                "slack": None,
-                "slack_app": None,
-                "telegram": None,
-                "web": f"{settings.base_url}/alert-groups/{row['id']}",
-            },
-            "last_alert": last_alert,
-        }
-    )
+    return {
+        **row,
+        "team_id": None,
+        "created_at": row["started_at"],
+        "labels": [],
+        "permalinks": {
+            "slack": None,
+            "slack_app": None,
+            "telegram": None,
+            "web": f"{base_url}/alert-groups/{row['id']}",
+        },
+        "last_alert": last_alert,
+    }
+
+
+def _payload_json(stored: str | None) -> str:
+    """The stored payload text (JSON, written by the service) made ASCII, as jsonify writes it.
+
+    Non-ASCII can only occur inside JSON strings, so escaping each run is what ``ensure_ascii``
+    does to the parsed value. Whitespace between tokens, if the text has any, is kept.
+    """
+    if not stored:
+        return "null"
+    if stored.isascii():
+        return stored
+    return _NON_ASCII.sub(lambda run: json_text(run.group())[1:-1], stored)
+
+
+def _write_row_json(row: dict, base_url: str) -> str:
+    """What ``jsonify`` writes for the group, but with the stored payload text spliced in."""
+    if not row.get("last_alert_id"):
+        return json_text(group_schema.dump(_group(row, base_url, None)))
+    # The schema writes every field but the payload, which is stored as JSON already: parsing it
+    # only to write it again was a large part of a list's cost.
+    text = json_text(group_schema.dump(_group(row, base_url, _PAYLOAD_MARK)))
+    if text.count(_PAYLOAD_MARK_JSON) == 1:
+        return text.replace(_PAYLOAD_MARK_JSON, _payload_json(row["last_alert_payload"]))
+    stored = row["last_alert_payload"]  # the row's own fields contain the mark: parse, as before
+    return json_text(group_schema.dump(_group(row, base_url, json.loads(stored) if stored else None)))
+
+
+def _rows_json(rows: list[dict]) -> list[bytes]:
+    """Group rows (as ``alert_group`` and ``alert_groups_page`` select them) as the API's JSON.
+
+    Polls re-read mostly unchanged rows, so their JSON is kept, keyed by every column but the
+    payload: that is the last alert's (``last_alert_id``), and alerts are never changed. Both
+    queries select the same columns in the same order, so the values alone identify a row.
+    """
+    base_url = runtime().settings.base_url
+    keys = []
+    for row in rows:
+        columns = dict(row)
+        del columns["last_alert_payload"]
+        keys.append((base_url, *columns.values()))
+    texts = _row_json_cache.get_many(keys)
+    written = {}
+    for index, (row, key, text) in enumerate(zip(rows, keys, texts)):
+        if text is None:
+            texts[index] = written[key] = _write_row_json(row, base_url).encode()
+    if written:
+        _row_json_cache.put_many(written)
+    return texts
 
 
 def _filters() -> dict:
@@ -76,7 +172,7 @@ def _filters() -> dict:
 def list_alert_groups():
     number, size = page_params()
     page = alert_groups_page(runtime().db, _filters(), number, size)
-    return jsonify(paginated(page, [_serialise(row) for row in page.rows]))
+    return paginated_response(page, _rows_json(page.rows))
 
 
 def _group_or_404(group_id: str) -> dict:
@@ -88,7 +184,7 @@ def _group_or_404(group_id: str) -> dict:
 
 @api.get("/alert_groups/<group_id>/", strict_slashes=False)
 def get_alert_group(group_id: str):
-    return jsonify(_serialise(_group_or_404(group_id)))
+    return json_response(*_rows_json([_group_or_404(group_id)]))
 
 
 @api.get("/alert_groups/<group_id>/timeline/", strict_slashes=False)
