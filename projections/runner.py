@@ -96,6 +96,7 @@ class ProjectionRunner:
         self.batch_size = batch_size
         self.waker = Waker()
         self._initialised = False
+        self._positions: dict[str, int] | None = None
 
     @property
     def names(self) -> list[str]:
@@ -124,18 +125,32 @@ class ProjectionRunner:
 
     def run_batch(self) -> int:
         """Apply the next batch; returns how many notifications it read (0: caught up)."""
+        count = self._run_batch()
+        if count is None:  # the views were rewound meanwhile (a rebuild): start from there
+            count = self._run_batch() or 0
+        return count
+
+    def _run_batch(self) -> int | None:
         self._ensure_tracking_rows()
-        start = min(self.positions().values())
+        # Where the last batch left the views; read under the lock below, so another runner
+        # having moved on meanwhile only means some events are read again and skipped.
+        if self._positions is None:
+            self._positions = self.positions()
+        start = min(self._positions.values())
         notifications = self.app.recorder.select_notifications(
             start, self.batch_size, inclusive_of_start=False
         )
         if not notifications:
+            self._positions = None  # caught up: read the positions afresh next time
             return 0
         events = [(n.id, self.app.mapper.to_domain_event(n)) for n in notifications]
         last = notifications[-1].id
+        self._positions = None  # until this batch commits
         with self.db.transaction() as cur:
             # Read again under the lock: another runner may have moved on meanwhile.
             positions = self.positions(cur, lock=True)
+            if min(positions.values()) < start:
+                return None  # nothing written; the cache is reset
             for p in self.projections:
                 done = positions[p.name]
                 todo = [(position, event) for position, event in events if position > done and p.shows(event)]
@@ -148,7 +163,12 @@ class ProjectionRunner:
                     f"UPDATE projection_tracking SET position = %s WHERE upstream = %s AND projection IN ({marks})",
                     (last, self.app.name, *behind),
                 )
+        self._positions = {name: max(position, last) for name, position in positions.items()}
         return len(notifications)
+
+    def forget_positions(self) -> None:
+        """The views' positions were changed from outside (a rebuild): read them again."""
+        self._positions = None
 
     def catch_up(self) -> int:
         total = 0

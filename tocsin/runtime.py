@@ -102,6 +102,7 @@ class Runtime:
                         "UPDATE projection_tracking SET position = 0 WHERE projection = %s AND upstream = %s",
                         (projection.name, projection.upstream),
                     )
+            runner.forget_positions()
             replayed[name] = runner.catch_up()
         return replayed
 

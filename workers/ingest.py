@@ -117,6 +117,7 @@ class IngestProcessor:
         self.known = KnownAggregates()
         self._settings: dict[UUID, IntegrationSettings] = {}
         self._settings_position: int | None = None
+        self._position: int | None = None  # the inbox position saved last; None: read it
 
     def _forget_settings_if_changed(self) -> None:
         """Configuration changes rarely: keep what was read until the configuration log moves on."""
@@ -146,11 +147,16 @@ class IngestProcessor:
             return self._run_batch()
         except BaseException:
             self.known.clear()  # aggregates may hold changes that were never saved
+            self._position = None  # and the save may or may not have committed
             raise
 
     def _run_batch(self) -> int:
         for attempt in range(20):
-            position = self.alerting.processed_position()
+            # Ingest is the only writer of its position (one active copy): what it last saved
+            # is the position, and a conflict makes it read the store again.
+            if self._position is None:
+                self._position = self.alerting.processed_position()
+            position = self._position
             notifications = self.inbox.recorder.select_notifications(
                 position, self.batch_size, inclusive_of_start=False
             )
@@ -182,7 +188,9 @@ class IngestProcessor:
                 # A user action changed a group meanwhile (or another ingest ran): redo on fresh state.
                 log.debug("ingest batch conflicted (attempt %d); retrying", attempt + 1)
                 self.known.clear()
+                self._position = None
                 continue
+            self._position = notifications[-1].id
             self.known.remember(uow.all())
             return len(notifications)
         raise RuntimeError("ingest batch kept conflicting; giving up for now")

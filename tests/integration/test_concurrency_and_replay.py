@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 
+from projections.runner import ProjectionRunner
 from tests.conftest import eventually, load_payload
 from tests.integration.conftest import groups_of, inbound_path, wait_for_groups
 
@@ -128,3 +129,38 @@ def test_read_models_are_the_same_event_by_event_and_in_one_batch(runtime, clien
             runner.batch_size = batch_size
         runtime.rebuild_read_models()
         assert snapshot(runtime) == live, f"batch size {batch_size}"
+
+
+def test_a_busy_projection_follows_a_rebuild_started_elsewhere(settings):
+    """`tocsin replay` in another process rewinds the views under a `tocsin project` mid-stream."""
+    from tocsin.cli import create_token, migrate
+    from tocsin.runtime import Runtime
+    from web import create_app
+
+    migrate(settings)
+    runtime = Runtime(settings)  # not started: this test drives the runners itself
+    try:
+        client = create_app(runtime).test_client()
+        client.environ_base["HTTP_AUTHORIZATION"] = create_token(runtime, "admin", "admin")
+        hook = client.post("/api/v1/integrations/", json={"type": "formatted_webhook", "name": "r"}).get_json()
+        for i in range(6):
+            client.post(inbound_path(hook), json={"alert_uid": f"u{i}", "title": f"t{i}"})
+        runtime.ingest.catch_up()
+        busy = runtime.runners["alerting"]
+        busy.batch_size = 16
+        assert busy.run_batch() == 16  # mid-stream: it knows where it is
+
+        elsewhere = ProjectionRunner(runtime.db, runtime.alerting, busy.projections, batch_size=1)
+        with runtime.db.transaction() as cur:  # what a rebuild does first
+            for projection in elsewhere.projections:
+                for table in projection.tables:
+                    cur.execute(f"DELETE FROM {table}")
+            cur.execute("UPDATE projection_tracking SET position = 0 WHERE upstream = %s", ("alerting",))
+        assert elsewhere.run_batch() == 1  # ... and it is only part of the way through
+
+        busy.catch_up()
+        after = snapshot(runtime)
+        runtime.rebuild_read_models()
+        assert after == snapshot(runtime)
+    finally:
+        runtime.close()
