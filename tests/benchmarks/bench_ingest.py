@@ -466,8 +466,8 @@ def wait_for_log(procs: Processes, name: str, text: str) -> None:
         if time.monotonic() > deadline:
             hint = ""
             if "standby" in procs.log(name):
-                hint = ("\n(it is waiting as a standby: another Tocsin worker in this database holds the "
-                        "same advisory lock, whatever its schema; stop it or use another database)")
+                hint = ("\n(it is waiting as a standby: another worker holds this schema's advisory lock; "
+                        "stop it or use another schema)")
             raise RuntimeError(f"{name} did not log {text!r} within {STARTUP_TIMEOUT:.0f}s{hint}:\n"
                                f"{procs.tail(name)}")
         time.sleep(0.1)
