@@ -11,11 +11,10 @@ PostgreSQL in production); nothing here knows which.
 from __future__ import annotations
 
 import threading
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from uuid import UUID
-
-from collections import defaultdict
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent, project_aggregate
 from eventsourcing.domain import Aggregate
