@@ -18,7 +18,7 @@ What it does (see tests/benchmarks/README.md for how to read the output):
 4. For each concurrency level: POSTs every body to both (keep-alive ``http.client`` connections,
    one per load thread) after a short warm-up, and measures accepted/s and accept latency.
 5. Tocsin only: how long after its first notification's 2xx each new group is visible through
-   ``GET /api/v1/alert_groups/`` (a poller thread, every ~10 ms, during and after the load).
+   ``GET /api/v1/alert_groups/`` (a poller thread, every ~20 ms, during and after the load).
 6. Prints a table with the ratios against the baseline and the targets' PASS/MISS marks.
 
 The machine may be shared and noisy: read the ratios, which compare runs made minutes apart on
@@ -344,18 +344,32 @@ class GroupPoller(threading.Thread):
         return json.loads(raw)
 
     def poll_once(self, conn: http.client.HTTPConnection) -> None:
-        number = 1
+        """One pass from page 1 (newest first) down through the pages that hold unseen groups.
+
+        Groups become visible in about the order they were opened, so the unseen ones are the
+        newest: the pass stops at the first page with nothing new. Walking on to the last page
+        instead would, under load, keep this thread on old pages for a second or more while new
+        groups pile up on page 1, and charge that delay to the server. Only when even page 1
+        has nothing new although groups are missing does the pass look at every page.
+        """
+        number, everywhere = 1, False
         while True:
             started = clock()
             page = self._page(conn, number)
             seen_at = clock()
             self.poll_latencies.append(seen_at - started)
+            fresh = 0
             for group in page["results"]:
                 title = (group.get("title") or "").strip()
-                self.first_seen.setdefault(title, seen_at)
-            # Newest first: new groups are normally on page 1; page on only while some are unseen.
+                if title not in self.first_seen:
+                    self.first_seen[title] = seen_at
+                    fresh += 1
             if len(self.first_seen) >= page["count"] or not page.get("next"):
                 return
+            if not fresh and not everywhere:
+                if number > 1:
+                    return  # past the new ones; the next pass starts on page 1 again
+                everywhere = True
             number += 1
 
     def run(self) -> None:
@@ -786,9 +800,12 @@ def print_report(args, facts, workload: Workload, results: dict[int, dict]) -> b
     r = results[top]
     checks.append((f"accepted/s at concurrency {top} >= {TARGET_RATIO}x baseline",
                    f"{r['ratio']:.2f}x", r["ratio"] >= TARGET_RATIO))
-    p99 = r["tocsin"].p(99)
+    p99, base_p99 = r["tocsin"].p(99), r["baseline"].p(99)
+    # The target is absolute; the baseline's own p99 in the same run says what this machine allows.
+    shown = f"{ms(p99)} ms (baseline {ms(base_p99)} ms"
+    shown += f", {p99 / base_p99:.2f}x)" if p99 and base_p99 else ")"
     checks.append((f"accept p99 < {TARGET_ACCEPT_P99_MS:.0f} ms at concurrency {top}",
-                   f"{ms(p99)} ms", p99 is not None and p99 * 1000 < TARGET_ACCEPT_P99_MS))
+                   shown, p99 is not None and p99 * 1000 < TARGET_ACCEPT_P99_MS))
     for concurrency, r in results.items():
         vis = r["visibility"]
         v99 = vis.p(99)
@@ -822,7 +839,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=100, help="untimed requests before each run (default 100)")
     parser.add_argument("--seed", type=int, default=42)
     # A light poller: each GET costs the server CPU the load also needs; 25 per page is more than
-    # the groups opened between two polls, and the poller pages on while any group is unseen.
+    # the groups opened between two polls, and a poll pages on while pages show unseen groups.
     parser.add_argument("--poll-interval", type=float, default=0.020, help="visibility poll period, s (0.020)")
     parser.add_argument("--poll-perpage", type=int, default=25,
                         help="page size of the visibility poller's GET (default 25)")
