@@ -34,6 +34,8 @@ URL_TYPES = {
     "grafana_alerting": {"grafana_alerting", "legacy_grafana_alerting"},
 }
 TOKEN_CACHE_SECONDS = 5.0
+# OnCall's answer to an accepted alert: the JSON string "Ok.", as jsonify writes it (built once).
+ACCEPTED_BODY = b'"Ok."\n'
 
 PAGE = """<!doctype html>
 <html><head><title>Tocsin integration {{ name }}</title></head>
@@ -168,7 +170,7 @@ def receive(url_type: str, token: str):
         received_at=_now(),
     )
     runtime().committer.submit(entry)
-    return jsonify("Ok.")
+    return Response(ACCEPTED_BODY, mimetype="application/json")
 
 
 @inbound.route("/<url_type>/<token>/heartbeat/", methods=["GET", "POST"], strict_slashes=False)

@@ -41,6 +41,7 @@ def test_alertmanager_notification_is_accepted_and_becomes_a_group(client, make_
     assert response.status_code == 200
     assert response.mimetype == "application/json"
     assert response.get_json() == "Ok."
+    assert response.headers["Content-Length"] == str(len(response.data))
     [group] = wait_for_groups(client, integration["id"], 1)
     assert group["state"] == "firing"
     assert group["alerts_count"] == 1
