@@ -151,7 +151,8 @@ class PostgresDatabase(Database):
             conninfo,
             min_size=min_size,
             max_size=max_size,
-            kwargs={"row_factory": dict_row, "autocommit": False},
+            # Autocommit, so that a read is one round trip; writes open a transaction explicitly.
+            kwargs={"row_factory": dict_row, "autocommit": True},
             open=True,
             timeout=10,
         )
@@ -159,9 +160,19 @@ class PostgresDatabase(Database):
     @contextmanager
     def transaction(self) -> Iterator[Cursor]:
         with self.pool.connection() as conn:
-            with conn.cursor() as raw:
+            # Commits on a clean exit, rolls back on an exception.
+            with conn.transaction(), conn.cursor() as raw:
                 yield Cursor(raw, self.dialect)
-            # the pool commits on a clean exit and rolls back on an exception
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict]:
+        # One statement needs no transaction: in autocommit it is one round trip instead of
+        # three (BEGIN, the statement, COMMIT).
+        with self.pool.connection() as conn:
+            return conn.execute(sql, tuple(params)).fetchall()
+
+    def query_one(self, sql: str, params: Sequence[Any] = ()) -> dict | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
 
     def close(self) -> None:
         self.pool.close()
