@@ -202,9 +202,28 @@ def cmd_web(args) -> int:
     if niceness:
         # Below the pipeline and the database on a shared host: under overload, accepting slows
         # down instead of ingest and the read models falling behind (or a lock holder starving).
-        os.nice(niceness)
+        lower_priority(niceness)
     os.execv(sys.executable, argv)
     return 1  # not reached
+
+
+def lower_priority(niceness: int) -> None:
+    """Run this process (and what it starts) ``niceness`` steps below the others.
+
+    With Linux's autogroup scheduling (on by default in Debian), the CPU is first shared equally
+    between sessions, and a process's nice value only orders it within its own session. So when
+    this process leads its own session, as it does under honcho, systemd or the benchmark, the
+    session gets the same niceness. Otherwise the session is left alone: it is shared with
+    others, such as the shell of the terminal this was started from.
+    """
+    os.nice(niceness)
+    if os.getsid(0) != os.getpid():
+        return
+    try:
+        with open("/proc/self/autogroup", "w") as autogroup:
+            autogroup.write(str(niceness))
+    except OSError as exc:  # not Linux, no autogroup support, or changed too often just now
+        log.debug("session niceness unchanged: %s", exc)
 
 
 def _web_niceness() -> int:

@@ -21,6 +21,14 @@ def niceness(pid: int) -> int:
     return int(fields[16])  # field 19 of proc(5), counted after the command name
 
 
+def session_niceness(pid: int) -> int:
+    """The niceness of the process's autogroup ("/autogroup-42 nice 10"): its session's share."""
+    return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+
+
+AUTOGROUPS = Path("/proc/self/autogroup").exists()
+
+
 def children(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(p) for p in path.read_text().split()] if path.exists() else []
@@ -42,9 +50,10 @@ def test_web_ingest_and_project_processes_receive_and_show_an_alert(tocsin_env, 
             log = log_dir / f"tocsin-{name}.log"
             register_log(request, f"tocsin {name}", log)
             with open(log, "wb") as out:
+                # Each in a session of its own, as honcho and systemd start them.
                 processes[name] = subprocess.Popen(
                     [sys.executable, "-m", "tocsin.cli", name], cwd=REPO_ROOT, env=env,
-                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                 )
 
         def healthy():
@@ -79,6 +88,9 @@ def test_web_ingest_and_project_processes_receive_and_show_an_alert(tocsin_env, 
         assert niceness(web) == min(own + 10, 19)
         assert all(niceness(worker) == min(own + 10, 19) for worker in children(web))
         assert niceness(processes["ingest"].pid) == own
+        if AUTOGROUPS:  # where the CPU is shared between sessions first, the session yields too
+            assert session_niceness(web) == 10
+            assert session_niceness(processes["ingest"].pid) == 0
     finally:
         for process in processes.values():
             stop(process)
@@ -90,3 +102,22 @@ def test_a_bad_web_niceness_is_refused_before_starting(tocsin_env, tmp_path):
                           capture_output=True, text=True, timeout=30)
     assert done.returncode != 0
     assert "TOCSIN_WEB_NICE must be a whole number from 0 to 19, not 'high'" in done.stderr
+
+
+@pytest.mark.skipif(not AUTOGROUPS, reason="this kernel has no autogroup scheduling (/proc/self/autogroup)")
+def test_the_web_lowers_its_sessions_priority_only_when_the_session_is_its_own():
+    show = ("import os; from tocsin.cli import lower_priority; lower_priority(7); "
+            "print(os.nice(0), open('/proc/self/autogroup').read().split()[-1])")
+    own_session = session_niceness(os.getpid())
+
+    def run(**options) -> list[int]:
+        done = subprocess.run([sys.executable, "-c", show], cwd=REPO_ROOT, capture_output=True, text=True,
+                              timeout=30, **options)
+        assert done.returncode == 0, done.stderr
+        return [int(value) for value in done.stdout.split()]
+
+    # Leading its own session (honcho, systemd): the process and its session yield.
+    assert run(start_new_session=True) == [min(os.nice(0) + 7, 19), 7]
+    # Started from a shell or a test run: only the process; the shared session keeps its share.
+    assert run() == [min(os.nice(0) + 7, 19), own_session]
+    assert session_niceness(os.getpid()) == own_session
