@@ -164,3 +164,47 @@ def test_a_busy_projection_follows_a_rebuild_started_elsewhere(settings):
         assert after == snapshot(runtime)
     finally:
         runtime.close()
+
+
+def test_a_busy_ingest_gathers_a_stream_into_few_batches_and_keeps_every_alert(settings):
+    """Each batch costs queries and a transaction whatever its size: under a steady stream,
+    ingest starts one at most every ``batch_interval`` instead of one per arriving alert."""
+    import threading
+    import time
+
+    from tocsin.cli import create_token, migrate
+    from tocsin.runtime import Runtime
+    from web import create_app
+
+    migrate(settings)
+    runtime = Runtime(settings)  # not started: this test runs ingest itself
+    stop = threading.Event()
+    try:
+        client = create_app(runtime).test_client()
+        client.environ_base["HTTP_AUTHORIZATION"] = create_token(runtime, "admin", "admin")
+        hook = client.post("/api/v1/integrations/", json={"type": "formatted_webhook", "name": "s"}).get_json()
+        ingest = runtime.ingest
+        ingest.batch_interval = 0.25
+        batches: list[int] = []
+        run_batch = ingest.run_batch
+
+        def counted() -> int:
+            count = run_batch()
+            if count:
+                batches.append(count)
+            return count
+
+        ingest.run_batch = counted
+        worker = threading.Thread(target=ingest.run_forever, args=(stop,), daemon=True)
+        worker.start()
+        for i in range(30):  # about one every 40 ms for 1.2 s
+            assert client.post(inbound_path(hook), json={"alert_uid": f"u{i}", "title": f"t{i}"}).status_code == 200
+            time.sleep(0.04)
+        eventually(lambda: sum(batches) == 30, describe="every alert ingested")
+        assert len(batches) <= 8, batches  # one per alert without pacing
+        runtime.runners["alerting"].catch_up()
+        assert len(groups_of(client, hook["id"])) == 30
+    finally:
+        stop.set()
+        runtime.ingest.waker.notify()
+        runtime.close()
