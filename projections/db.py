@@ -71,8 +71,8 @@ class Database:
             return cur.execute(sql, params).fetchall()
 
     def query_one(self, sql: str, params: Sequence[Any] = ()) -> dict | None:
-        with self.transaction() as cur:
-            return cur.execute(sql, params).fetchone()
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
 
     def close(self) -> None:
         pass
@@ -124,10 +124,6 @@ class SQLiteDatabase(Database):
         finally:
             raw.close()
 
-    def query_one(self, sql: str, params: Sequence[Any] = ()) -> dict | None:
-        rows = self.query(sql, params)
-        return rows[0] if rows else None
-
     def close(self) -> None:
         with self._lock:
             for conn in self._all:
@@ -169,10 +165,6 @@ class PostgresDatabase(Database):
         # three (BEGIN, the statement, COMMIT).
         with self.pool.connection() as conn:
             return conn.execute(sql, tuple(params)).fetchall()
-
-    def query_one(self, sql: str, params: Sequence[Any] = ()) -> dict | None:
-        rows = self.query(sql, params)
-        return rows[0] if rows else None
 
     def close(self) -> None:
         self.pool.close()
