@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from projections.runner import ProjectionRunner
@@ -169,9 +171,6 @@ def test_a_busy_projection_follows_a_rebuild_started_elsewhere(settings):
 def test_a_busy_ingest_gathers_a_stream_into_few_batches_and_keeps_every_alert(settings):
     """Each batch costs queries and a transaction whatever its size: under a steady stream,
     ingest starts one at most every ``batch_interval`` instead of one per arriving alert."""
-    import threading
-    import time
-
     from tocsin.cli import create_token, migrate
     from tocsin.runtime import Runtime
     from web import create_app
