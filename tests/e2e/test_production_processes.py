@@ -21,9 +21,14 @@ def niceness(pid: int) -> int:
     return int(fields[16])  # field 19 of proc(5), counted after the command name
 
 
-def session_niceness(pid: int) -> int:
-    """The niceness of the process's autogroup ("/autogroup-42 nice 10"): its session's share."""
-    return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+def session_niceness(pid: int) -> int | None:
+    """The niceness of the process's autogroup ("/autogroup-42 nice 10"): its session's share.
+
+    None for a process in no autogroup (an empty file): one whose session was never started
+    since boot, such as a service's child that kept its parent's session.
+    """
+    fields = Path(f"/proc/{pid}/autogroup").read_text().split()
+    return int(fields[-1]) if fields else None
 
 
 AUTOGROUPS = Path("/proc/self/autogroup").exists()
@@ -107,14 +112,16 @@ def test_a_bad_web_niceness_is_refused_before_starting(tocsin_env, tmp_path):
 @pytest.mark.skipif(not AUTOGROUPS, reason="this kernel has no autogroup scheduling (/proc/self/autogroup)")
 def test_the_web_lowers_its_sessions_priority_only_when_the_session_is_its_own():
     show = ("import os; from tocsin.cli import lower_priority; lower_priority(7); "
-            "print(os.nice(0), open('/proc/self/autogroup').read().split()[-1])")
+            "fields = open('/proc/self/autogroup').read().split(); "
+            "print(os.nice(0), fields[-1] if fields else None)")
     own_session = session_niceness(os.getpid())
 
-    def run(**options) -> list[int]:
+    def run(**options) -> list[int | None]:
         done = subprocess.run([sys.executable, "-c", show], cwd=REPO_ROOT, capture_output=True, text=True,
                               timeout=30, **options)
         assert done.returncode == 0, done.stderr
-        return [int(value) for value in done.stdout.split()]
+        process, session = done.stdout.split()
+        return [int(process), None if session == "None" else int(session)]
 
     # Leading its own session (honcho, systemd): the process and its session yield.
     assert run(start_new_session=True) == [min(os.nice(0) + 7, 19), 7]
