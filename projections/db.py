@@ -23,8 +23,29 @@ def iso(value: datetime | None) -> str | None:
     return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"  # much faster than strftime
 
 
+NUL = "\x00"
+REPLACEMENT_CHARACTER = "\ufffd"
+
+
+def storable(params: Sequence[Any]) -> tuple[Any, ...]:
+    """``params`` with NUL characters in text replaced by U+FFFD.
+
+    PostgreSQL text cannot hold NUL, and a sender or a template can put one anywhere (a label, a
+    rendered title, an integration's name). The events keep exactly what was received; what a
+    read model shows is the same text with U+FFFD in place of each NUL, on both backends.
+    """
+    if not any(isinstance(value, str) and NUL in value for value in params):
+        return tuple(params)
+    return tuple(
+        value.replace(NUL, REPLACEMENT_CHARACTER) if isinstance(value, str) else value for value in params
+    )
+
+
 class Cursor:
-    """A thin cursor that speaks ``%s`` placeholders on both backends and returns dicts."""
+    """A thin cursor that speaks ``%s`` placeholders on both backends and returns dicts.
+
+    Every value written passes through ``storable``.
+    """
 
     def __init__(self, raw, dialect: str):
         self._raw = raw
@@ -33,13 +54,13 @@ class Cursor:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> "Cursor":
         if self.dialect == "sqlite":
             sql = sql.replace("%s", "?")
-        self._raw.execute(sql, tuple(params))
+        self._raw.execute(sql, storable(params))
         return self
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if self.dialect == "sqlite":
             sql = sql.replace("%s", "?")
-        self._raw.executemany(sql, [tuple(r) for r in rows])
+        self._raw.executemany(sql, [storable(r) for r in rows])
 
     @property
     def rowcount(self) -> int:
@@ -164,7 +185,7 @@ class PostgresDatabase(Database):
         # One statement needs no transaction: in autocommit it is one round trip instead of
         # three (BEGIN, the statement, COMMIT).
         with self.pool.connection() as conn:
-            return conn.execute(sql, tuple(params)).fetchall()
+            return conn.execute(sql, storable(params)).fetchall()
 
     def close(self) -> None:
         self.pool.close()

@@ -9,11 +9,11 @@ import sys
 from dataclasses import replace
 from datetime import datetime, timezone
 
+from adapters.settings import Settings
 from domain.configuration import ROLES
 from domain.ids import random_token
 from migrations import apply_migrations, migrations_applied
 from tocsin.runtime import Runtime
-from tocsin.settings import Settings
 
 log = logging.getLogger("tocsin")
 
@@ -152,7 +152,7 @@ def cmd_smtp(args) -> int:
 
 
 def _run_worker(name: str, **parts) -> int:
-    from workers.singleton import hold_singleton
+    from adapters.singleton import hold_singleton
 
     settings = Settings.from_env()
     lock = None
@@ -197,7 +197,7 @@ def cmd_web(args) -> int:
             "--threads", threads, "--bind", bind]
     if os.environ.get("TOCSIN_ACCESS_LOG", "").lower() in ("1", "true", "yes"):
         argv += ["--access-logfile", "-"]  # off by default: a proxy in front usually logs requests
-    argv.append("web.wsgi:app")
+    argv.append("tocsin.wsgi:app")
     niceness = _web_niceness()
     if niceness:
         # Below the pipeline and the database on a shared host: under overload, accepting slows

@@ -8,6 +8,9 @@ import logging
 import threading
 from collections.abc import Iterable
 
+from adapters.group_commit import GroupCommitter
+from adapters.listener import PostgresListener
+from adapters.settings import Settings
 from domain.applications import Alerting, Configuration, Inbox
 from projections.alert_groups import AlertGroupsView
 from projections.alerts import AlertsView
@@ -17,10 +20,7 @@ from projections.deadlines import DeadlinesView
 from projections.integrations import HeartbeatsView, IntegrationsView
 from projections.runner import ProjectionRunner, wait_for_position
 from projections.timeline import TimelineView
-from tocsin.group_commit import GroupCommitter
-from tocsin.settings import Settings
 from workers.ingest import IngestProcessor
-from workers.listener import PostgresListener
 from workers.ticker import Ticker
 
 log = logging.getLogger(__name__)

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from flask import Flask, current_app, jsonify
 
-from tocsin.group_commit import InboxUnavailable
-from tocsin.runtime import Runtime
-from tocsin.settings import Settings
+from adapters.group_commit import InboxUnavailable
 
 RETRY_AFTER_SECONDS = 5
 
 
-def create_app(runtime: Runtime | None = None) -> Flask:
+def create_app(runtime) -> Flask:
+    """The app over ``runtime`` (``tocsin.runtime.Runtime``: the stores, views and committer)."""
     app = Flask(__name__)
-    if runtime is None:
-        runtime = Runtime(Settings.from_env())
     app.extensions["tocsin"] = runtime
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body_bytes
     app.json.sort_keys = False
@@ -68,5 +65,5 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     return app
 
 
-def runtime() -> Runtime:
+def runtime():
     return current_app.extensions["tocsin"]

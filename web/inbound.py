@@ -6,24 +6,19 @@ Everything else happens in ingest, after the 2xx.
 
 from __future__ import annotations
 
-import hmac
 import json
 import math
 import re
-from collections.abc import Callable
 from datetime import datetime, timezone
 from uuid import UUID
 
 from flask import Blueprint, Response, jsonify, render_template_string, request
 from markupsafe import escape
 
-from domain.configuration import token_digest
 from domain.inbox import KIND_ALERT, HeartbeatPing, ReceivedAlert
 from domain.integrations import INTEGRATION_TYPES
-from projections.db import Database
-from projections.queries import integration_by_token_digest
+from projections.directory import IntegrationDirectory
 from web import runtime
-from web.expiring_cache import ExpiringCache
 from web.ratelimit import refuse_if_limited, refused_note
 
 inbound = Blueprint("inbound", __name__, url_prefix="/integrations/v1")
@@ -33,7 +28,6 @@ URL_TYPES = {
     "alertmanager": {"alertmanager", "legacy_alertmanager"},
     "grafana_alerting": {"grafana_alerting", "legacy_grafana_alerting"},
 }
-TOKEN_CACHE_SECONDS = 5.0
 # OnCall's answer to an accepted alert: the JSON string "Ok.", as jsonify writes it (built once).
 ACCEPTED_BODY = b'"Ok."\n'
 
@@ -46,26 +40,7 @@ PAGE = """<!doctype html>
 """
 
 
-class IntegrationDirectory:
-    """Token to integration, cached briefly (a deleted integration stops answering within 5 s)."""
-
-    def __init__(self, db: Callable[[], Database] | None = None) -> None:
-        # Outside a Flask request (the SMTP receiver), pass the read-model database.
-        self._db = db or (lambda: runtime().db)
-        self._cache = ExpiringCache(ttl=TOKEN_CACHE_SECONDS)
-
-    def find(self, token: str) -> dict | None:
-        digest = token_digest(token)
-        integration = self._cache.get_or_load(digest, lambda: integration_by_token_digest(self._db(), digest))
-        if integration is None or not hmac.compare_digest(integration["token"], token):
-            return None
-        return integration
-
-    def forget(self) -> None:
-        self._cache.clear()
-
-
-directory = IntegrationDirectory()
+directory = IntegrationDirectory(lambda: runtime().db)
 
 
 class BadPayload(Exception):

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 
 from flask import Response, current_app
 
-from tocsin.settings import Settings
+from adapters.settings import Settings
 
 log = logging.getLogger(__name__)
 

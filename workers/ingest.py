@@ -18,11 +18,12 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Tracking
 
+from adapters.waker import Waker
 from domain.alert_group import Alert
 from domain.applications import Alerting, Configuration, Inbox
 from domain.configuration import Integration
 from domain.heartbeat import Heartbeat
-from domain.inbox import KIND_DEMO, HeartbeatPing, ReceivedAlert
+from domain.inbox import KIND_DEMO, HeartbeatPing
 from domain.ingest import (
     IntegrationSettings,
     decide_entry,
@@ -31,7 +32,6 @@ from domain.ingest import (
     record_entry,
 )
 from domain.integrations import get_type
-from projections.runner import Waker
 
 log = logging.getLogger(__name__)
 

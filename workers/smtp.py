@@ -24,10 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from tocsin.group_commit import InboxUnavailable
-from tocsin.runtime import Runtime
-from web.inbound import IntegrationDirectory
-from web.inbound_email import INTEGRATION_TYPE, alert_entry, parse_mime
+from adapters.email_messages import INTEGRATION_TYPE, alert_entry, parse_mime
+from adapters.group_commit import InboxUnavailable
+from projections.directory import IntegrationDirectory
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,7 @@ def parse_address(address: str) -> tuple[str, int]:
 class InboundEmailHandler:
     """aiosmtpd handler hooks; runs on the receiver's event loop."""
 
-    def __init__(self, runtime: Runtime, executor: ThreadPoolExecutor):
+    def __init__(self, runtime, executor: ThreadPoolExecutor):
         self.runtime = runtime
         self.executor = executor
         self.domain = runtime.settings.inbound_email_domain
@@ -115,7 +114,7 @@ class InboundEmailHandler:
 class SMTPReceiver:
     """The SMTP listener. ``start()`` returns once it accepts connections; ``stop()`` closes it."""
 
-    def __init__(self, runtime: Runtime, address: str | None = None, data_size_limit: int | None = None):
+    def __init__(self, runtime, address: str | None = None, data_size_limit: int | None = None):
         settings = runtime.settings
         self.host, self.port = parse_address(address or settings.smtp_address)
         self.runtime = runtime

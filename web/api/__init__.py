@@ -11,7 +11,7 @@ from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 from domain.configuration import ROLES, token_digest
 from projections.queries import Page, api_token_by_hash
 from web import runtime
-from web.expiring_cache import ExpiringCache
+from adapters.expiring_cache import ExpiringCache
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 

@@ -94,8 +94,8 @@ class Settings:
                 # Small pools: every process builds three applications (one writer thread each
                 # on the hot path, thanks to group commit and batched ingest).
                 POSTGRES_POOL_SIZE="2",
-                APPLICATION_RECORDER_TOPIC="tocsin.pg_recorders:ArrayApplicationRecorder",
-                PROCESS_RECORDER_TOPIC="tocsin.pg_recorders:ArrayProcessRecorder",
+                APPLICATION_RECORDER_TOPIC="adapters.pg_recorders:ArrayApplicationRecorder",
+                PROCESS_RECORDER_TOPIC="adapters.pg_recorders:ArrayProcessRecorder",
                 POSTGRES_MAX_OVERFLOW="4",
             )
         else:
