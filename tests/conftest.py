@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tocsin.settings import Settings
+from adapters.settings import Settings
 
 PAYLOADS = Path(__file__).parent / "fixtures" / "payloads"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import eventually, load_payload, unavailable
-from tocsin.group_commit import InboxUnavailable
+from adapters.group_commit import InboxUnavailable
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("swaks_binary")]
 

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import eventually, load_payload
 from tests.integration.conftest import groups_of, inbound_path, wait_for_groups
-from tocsin.settings import DEFAULT_MAX_BODY_BYTES
+from adapters.settings import DEFAULT_MAX_BODY_BYTES
 
 AM_FIRING = "captured/alertmanager/am-02-firing-group-3-alerts.json"
 NOT_FOUND_TEXT = "Integration key was not found. Permission denied."

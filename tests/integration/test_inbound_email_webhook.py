@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import load_payload
 from tests.integration.conftest import groups_of, wait_for_groups
-from tocsin.group_commit import InboxUnavailable
+from adapters.group_commit import InboxUnavailable
 
 DOMAIN = "inbound.oncall.test"  # the domain the captured bodies were sent to
 CAPTURED_TOKEN = "Yz8Pq2TestToken"

@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import require_redis
 from tests.integration.conftest import inbound_path, wait_for_groups
-from tocsin.settings import Settings
+from adapters.settings import Settings
 from web.ratelimit import EXTENSION, Rate, RateLimiter
 
 INTEGRATION_TEXT = (

@@ -2,7 +2,7 @@
 
 import time
 
-from web.expiring_cache import ExpiringCache
+from adapters.expiring_cache import ExpiringCache
 
 
 def test_a_cached_answer_is_reused_until_it_expires():
