@@ -171,6 +171,17 @@ class Alerting(NotifyingApplication):
         recordings = self.save(heartbeat)
         return recordings[-1].notification.id if recordings else None
 
+    @retry(IntegrityError, **CONFLICT_RETRY)
+    def retire_heartbeat(self, integration_id: UUID, at: datetime) -> int | None:
+        """Disarm a deleted integration's heartbeat for good; returns the position, None if unchanged."""
+        try:
+            heartbeat: Heartbeat = self.repository.get(Heartbeat.create_id(integration_id))
+        except AggregateNotFoundError:
+            return None  # never pinged; a ping still in the inbox is caught when its deadline comes
+        heartbeat.retire(at=at)
+        recordings = self.save(heartbeat)
+        return recordings[-1].notification.id if recordings else None
+
 
 class Configuration(NotifyingApplication):
     name = "config"

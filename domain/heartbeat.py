@@ -3,7 +3,8 @@
 A heartbeat is armed by its first ping. Each ping moves the deadline to ``ping + timeout``; the
 deadline carries a fence, so an expiry computed for an older ping is a no-op. Expiry and the
 next ping after it send the integration type's "expired" and "restored" payloads through the
-normal ingest pipeline (grouping, routing, escalation).
+normal ingest pipeline (grouping, routing, escalation). Deleting the integration retires its
+heartbeat: disarmed for good, so a ping still in the inbox or a deadline already read does nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Heartbeat(Aggregate):
         self.deadline: datetime | None = None
         self.expired = False
         self.fence = 0
+        self.retired = False
 
     @staticmethod
     def create_id(integration_id: UUID) -> UUID:
@@ -71,10 +73,20 @@ class Heartbeat(Aggregate):
         self.expired = False
         self.fence = fence
 
+    @event("Retired")
+    def _retired(self, at: datetime, fence: int) -> None:
+        self.retired = True
+        self.last_ping_at = None
+        self.deadline = None
+        self.expired = False
+        self.fence = fence
+
     # --- commands -----------------------------------------------------------------------------
 
     def ping(self, at: datetime) -> bool:
         """Record a ping; True when it ends an expiry (the caller sends the restored alert)."""
+        if self.retired:
+            return False  # accepted before its integration was deleted, processed after
         was_expired = self.expired
         self._pinged(at=at, deadline=at + timedelta(seconds=self.timeout_seconds), fence=self.fence + 1)
         if was_expired:
@@ -83,7 +95,7 @@ class Heartbeat(Aggregate):
 
     def expire(self, fence: int, at: datetime) -> bool:
         """The deadline passed; True when this is a new expiry (the caller sends the expired alert)."""
-        if self.last_ping_at is None or self.expired or fence != self.fence:
+        if self.retired or self.last_ping_at is None or self.expired or fence != self.fence:
             return False
         self._expired(at=at, fence=fence)
         return True
@@ -101,3 +113,10 @@ class Heartbeat(Aggregate):
     def reset(self, at: datetime) -> None:
         """Disarm: no deadline until the next ping arms it again."""
         self._reset(at=at, fence=self.fence + 1)
+
+    def retire(self, at: datetime) -> bool:
+        """The integration was deleted: disarm for good; False if that was already recorded."""
+        if self.retired:
+            return False
+        self._retired(at=at, fence=self.fence + 1)
+        return True

@@ -51,6 +51,10 @@ class DeadlinesView(Projection):
     def _(self, e: Heartbeat.Reset, cur: Cursor, position: int) -> None:
         _set(cur, KIND_HEARTBEAT, e.originator_id, None, 0)
 
+    @apply.register
+    def _(self, e: Heartbeat.Retired, cur: Cursor, position: int) -> None:
+        _set(cur, KIND_HEARTBEAT, e.originator_id, None, 0)
+
 
 def _set(cur: Cursor, kind: str, subject, due_at, fence: int) -> None:
     """Set (or, with no due time, clear) the one deadline of this kind for this subject."""

@@ -96,6 +96,10 @@ class HeartbeatsView(Projection):
     def _(self, e: Heartbeat.Reset, cur: Cursor, position: int) -> None:
         self._set(cur, e, last_heartbeat_at=None, status=STATUS_NOT_ARMED)
 
+    @apply.register
+    def _(self, e: Heartbeat.Retired, cur: Cursor, position: int) -> None:
+        self._set(cur, e, last_heartbeat_at=None, status=STATUS_NOT_ARMED)
+
     @staticmethod
     def _set(cur: Cursor, e, **columns) -> None:
         assignments = ", ".join(f"{name} = %s" for name in columns)

@@ -205,15 +205,24 @@ class IngestProcessor:
         raise RuntimeError("ingest batch kept conflicting; giving up for now")
 
     def expire_heartbeat(self, heartbeat_id: UUID, fence: int, at) -> bool:
-        """Fenced: sends the expired alert once, and nothing when a ping came in meanwhile."""
+        """Fenced: sends the expired alert once, and nothing when a ping came in meanwhile.
+
+        The heartbeat of a deleted integration is retired instead (True: that changed it).
+        """
         for _ in range(20):
             uow = BatchUnitOfWork(self.alerting)
             heartbeat = uow.get(heartbeat_id)
             if not isinstance(heartbeat, Heartbeat):
                 return False
-            settings = self._load_settings(heartbeat.integration_id)
-            if expire_heartbeat(uow, settings, heartbeat_id, fence, at) is None:
-                return False
+            if self.config.get_integration(heartbeat.integration_id).deleted:
+                # Deleted since the deadline was set, and the deletion's own disarm is not (yet)
+                # recorded: disarm now instead of raising an alert nothing could resolve.
+                if not heartbeat.retire(at=at):
+                    return False
+            else:
+                settings = self._load_settings(heartbeat.integration_id)
+                if expire_heartbeat(uow, settings, heartbeat_id, fence, at) is None:
+                    return False
             try:
                 self.alerting.save(*uow.changed())
             except IntegrityError:

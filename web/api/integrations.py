@@ -173,7 +173,11 @@ def _now() -> datetime:
 def delete_integration(integration_id: str):
     row = _integration_or_404(integration_id)
     rt = runtime()
-    position = rt.config.delete_integration(UUID(row["uuid"]), at=datetime.now(timezone.utc))
+    at = datetime.now(timezone.utc)
+    position = rt.config.delete_integration(UUID(row["uuid"]), at=at)
     rt.wait_for("config", position)
     directory.forget()
+    # After the deletion is stored: if this stops in between, the heartbeat's next deadline sees
+    # the deletion and disarms it then.
+    rt.wait_for("alerting", rt.alerting.retire_heartbeat(UUID(row["uuid"]), at=at))
     return Response(status=204)
