@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
@@ -11,6 +12,29 @@ from domain.integrations import CHANNEL_ATTRIBUTES, TEMPLATE_FIELDS
 from domain.templating import validate_syntax
 
 # --- shared -------------------------------------------------------------------------------------
+
+
+def storable_text(value: str) -> None:
+    """Refuse what no store can keep, with Django REST framework's messages (OnCall's API).
+
+    PostgreSQL text cannot hold NUL, and a lone surrogate cannot be encoded at all.
+    """
+    if "\x00" in value:
+        raise ValidationError("Null characters are not allowed.")
+    surrogate = _SURROGATE.search(value)
+    if surrogate:
+        raise ValidationError(f"Surrogate characters are not allowed: U+{ord(surrogate.group()):X}.")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class Text(fields.String):
+    """A string a user typed: refused (400, a field error) when no store could keep it."""
+
+    def __init__(self, *args, validate=None, **kwargs):
+        checks = [storable_text] + ([validate] if callable(validate) else list(validate or ()))
+        super().__init__(*args, validate=checks, **kwargs)
 
 
 class PageSchema(Schema):
@@ -110,14 +134,14 @@ assert set(TOP_LEVEL_TEMPLATES) | {f"{c}.{a}" for c, attrs in CHANNEL_FIELDS.ite
 
 
 def _channel_schema(name: str, attrs: tuple[str, ...]) -> type[Schema]:
-    return Schema.from_dict({a: fields.String(allow_none=True) for a in attrs}, name=f"{name.title()}Templates")
+    return Schema.from_dict({a: Text(allow_none=True) for a in attrs}, name=f"{name.title()}Templates")
 
 
 # OnCall's nested ``templates``; ``null`` means "the type's default". Fields left out are left as
 # they are on update, so the schema sets no load defaults.
 TemplatesSchema = Schema.from_dict(
     {
-        **{name: fields.String(allow_none=True) for name in TOP_LEVEL_TEMPLATES},
+        **{name: Text(allow_none=True) for name in TOP_LEVEL_TEMPLATES},
         **{
             channel: fields.Nested(_channel_schema(channel, attrs), allow_none=True)
             for channel, attrs in CHANNEL_FIELDS.items()
@@ -160,10 +184,10 @@ class IntegrationWriteSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    type = fields.String()
-    name = fields.String(validate=validate.Length(min=1, max=150))
-    description_short = fields.String(allow_none=True, validate=validate.Length(max=250))
-    team_id = fields.String(allow_none=True)
+    type = Text()
+    name = Text(validate=validate.Length(min=1, max=150))
+    description_short = Text(allow_none=True, validate=validate.Length(max=250))
+    team_id = Text(allow_none=True)
     templates = fields.Nested(TemplatesSchema(unknown=EXCLUDE), allow_none=True)
     heartbeat = fields.Nested(HeartbeatWriteSchema(unknown=EXCLUDE))
 
