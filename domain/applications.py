@@ -224,3 +224,11 @@ class Configuration(NotifyingApplication):
     def create_api_token(self, name: str, role: str, token: str, at: datetime) -> int:
         api_token = ApiToken(name=name, role=role, token_hash=token_digest(token), created_at=at)
         return self.save(api_token)[-1].notification.id
+
+    @retry(IntegrityError, **CONFLICT_RETRY)
+    def revoke_api_token(self, token_id: UUID, at: datetime) -> int | None:
+        """Revoke a token (an event); returns the position, None if it was already revoked."""
+        api_token: ApiToken = self.repository.get(token_id)
+        if not api_token.revoke(at=at):
+            return None
+        return self.save(api_token)[-1].notification.id

@@ -88,7 +88,16 @@ class ApiToken(Aggregate):
         self.token_hash = token_hash
         self.created_at = created_at
         self.revoked = False
+        self.revoked_at: datetime | None = None
 
     @event("Revoked")
-    def revoke(self, at: datetime) -> None:
+    def _revoked(self, at: datetime) -> None:
         self.revoked = True
+        self.revoked_at = at
+
+    def revoke(self, at: datetime) -> bool:
+        """Refuse the token from now on; False if it was already revoked (recorded once)."""
+        if self.revoked:
+            return False
+        self._revoked(at=at)
+        return True

@@ -8,6 +8,7 @@ import os
 import sys
 from dataclasses import replace
 from datetime import datetime, timezone
+from uuid import UUID
 
 from adapters.settings import Settings
 from domain.configuration import ROLES
@@ -76,6 +77,67 @@ def cmd_token_create(args) -> int:
     try:
         print(f"API token '{args.name}' ({args.role}); it is shown only once:")
         print(create_token(runtime, args.name, args.role))
+    finally:
+        runtime.close()
+    return 0
+
+
+def _printable(text: str) -> str:
+    """Names come from the command line: show control characters escaped, not interpreted."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def cmd_token_list(args) -> int:
+    from projections.api_tokens import api_tokens_listing
+
+    runtime = _runtime()
+    try:
+        tokens = api_tokens_listing(runtime.db)
+    finally:
+        runtime.close()
+    rows = [("ID", "NAME", "ROLE", "CREATED", "REVOKED")]
+    rows += [(t["id"], _printable(t["name"]), t["role"], t["created_at"], t["revoked_at"] or "-") for t in tokens]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join([cell.ljust(width) for cell, width in zip(row, widths)] + [row[-1]]))
+    return 0
+
+
+def find_tokens(tokens: list[dict], ref: str) -> list[dict]:
+    """The tokens ``ref`` names: its id (``K...``); else the valid tokens with exactly that name;
+    else the valid tokens whose name starts with it."""
+    by_id = [t for t in tokens if t["id"] == ref.strip().upper()]
+    if by_id:
+        return by_id
+    valid = [t for t in tokens if t["revoked_at"] is None]
+    return [t for t in valid if t["name"] == ref] or [t for t in valid if t["name"].startswith(ref)]
+
+
+def cmd_token_revoke(args) -> int:
+    from projections.api_tokens import api_tokens_listing
+    from web.api import TOKEN_CACHE_SECONDS
+
+    if not args.token.strip():
+        print("give the token's id or name", file=sys.stderr)
+        return 2
+    runtime = _runtime()
+    try:
+        matches = find_tokens(api_tokens_listing(runtime.db), args.token)
+        if not matches:
+            print(f"no valid API token has the id or a name starting with {_printable(args.token)!r}", file=sys.stderr)
+            return 1
+        if len(matches) > 1:
+            names = ", ".join(f"{t['id']} ({_printable(t['name'])})" for t in matches)
+            print(f"{_printable(args.token)!r} matches {len(matches)} tokens: {names}; give the id", file=sys.stderr)
+            return 1
+        (token,) = matches
+        described = f"API token {token['id']} '{_printable(token['name'])}' ({token['role']})"
+        position = runtime.config.revoke_api_token(UUID(token["uuid"]), at=datetime.now(timezone.utc))
+        if position is None:
+            print(f"{described} was already revoked")
+            return 0
+        runtime.wait_for("config", position)  # the read model refuses it once this returns
+        print(f"Revoked {described}; a running server refuses it within {TOKEN_CACHE_SECONDS:g} seconds.")
     finally:
         runtime.close()
     return 0
@@ -300,6 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--role", choices=ROLES, default="viewer")
     create.set_defaults(func=cmd_token_create)
+    listing = token_sub.add_parser("list", help="list API tokens (id, name, role, created, revoked; never the secret)")
+    listing.set_defaults(func=cmd_token_list)
+    revoke = token_sub.add_parser("revoke", help="revoke an API token")
+    revoke.add_argument("token", metavar="ID_OR_NAME", help="the token's id (K...), its name, or a unique name prefix")
+    revoke.set_defaults(func=cmd_token_revoke)
     return parser
 
 
