@@ -73,21 +73,15 @@ def caller_name() -> str:
     return g.caller["name"]
 
 
-# Larger page sizes are cut to this (as Django REST framework's max_page_size does), and page
-# numbers to what the databases can take as an offset.
-MAX_PAGE_SIZE = 1000
-MAX_PAGE_NUMBER = 2**31 - 1
-
-
 def page_params(default_size: int = 50) -> tuple[int, int]:
-    def number(name: str, default: int, largest: int) -> int:
+    def number(name: str, default: int) -> int:
         try:
             value = int(request.args.get(name, default))
         except ValueError:
             return default
-        return min(value, largest) if value >= 1 else default
+        return value if value >= 1 else default
 
-    return number("page", 1, MAX_PAGE_NUMBER), number("perpage", default_size, MAX_PAGE_SIZE)
+    return number("page", 1), number("perpage", default_size)
 
 
 def paginated(page: Page, results: list) -> dict:
