@@ -44,6 +44,8 @@ class Projection:
             if isinstance(attribute, singledispatchmethod):
                 # The runner hands a view only the events it shows.
                 cls._event_types = tuple(t for t in attribute.dispatcher.registry if t is not object)
+        if "name" in cls.__dict__:
+            require_event_types(cls)
 
     def apply(self, event: object, cur: Cursor, position: int) -> None:
         raise NotImplementedError
@@ -57,6 +59,18 @@ class Projection:
             self.apply(event, cur, position)
 
 
+def require_event_types(view: type[Projection]) -> None:
+    """Refuse a view that shows no event type: its position would advance while it got nothing.
+
+    That is what a plain ``apply()`` without ``singledispatchmethod`` registrations would do.
+    """
+    if not view._event_types:
+        raise TypeError(
+            f"view {view.__name__} handles no event type: make its apply (or its row builder) a "
+            "functools.singledispatchmethod and register the events it shows, or set _event_types"
+        )
+
+
 class ProjectionRunner:
     def __init__(
         self,
@@ -66,6 +80,8 @@ class ProjectionRunner:
         batch_size: int = 500,
     ):
         assert all(p.upstream == app.name for p in projections)
+        for p in projections:
+            require_event_types(type(p))
         self.db = db
         self.app = app
         self.projections = list(projections)
@@ -141,6 +157,44 @@ class ProjectionRunner:
                 )
         self._positions = {name: max(position, last) for name, position in positions.items()}
         return len(notifications)
+
+    def rebuild(self, cur: Cursor) -> int:
+        """Empty the views and apply every event again inside the caller's transaction ``cur``.
+
+        Until that transaction commits, readers keep seeing the old rows (PostgreSQL MVCC, SQLite
+        WAL), and a failure rolls back to them: the views are never seen empty or half-built.
+        Returns how many notifications were applied.
+        """
+        for p in self.projections:
+            cur.execute(
+                "INSERT INTO projection_tracking (projection, upstream, position) VALUES (%s, %s, 0) "
+                "ON CONFLICT (projection, upstream) DO NOTHING",
+                (p.name, p.upstream),
+            )
+        # Lock the tracking rows before deleting: a live batch of these views commits first, so
+        # the delete sees its rows; later batches wait for the switch-over.
+        self.positions(cur, lock=True)
+        for p in self.projections:
+            for table in p.tables:
+                cur.execute(f"DELETE FROM {table}")
+        total, last = 0, 0
+        while notifications := self.app.recorder.select_notifications(
+            last, self.batch_size, inclusive_of_start=False
+        ):
+            events = [(n.id, self.app.mapper.to_domain_event(n)) for n in notifications]
+            for p in self.projections:
+                todo = [(position, event) for position, event in events if p.shows(event)]
+                if todo:
+                    p.apply_batch(todo, cur)
+            last = notifications[-1].id
+            total += len(notifications)
+        marks = ", ".join(["%s"] * len(self.projections))
+        cur.execute(
+            f"UPDATE projection_tracking SET position = %s WHERE upstream = %s AND projection IN ({marks})",
+            (last, self.app.name, *self.names),
+        )
+        self._positions = None
+        return total
 
     def forget_positions(self) -> None:
         """The views' positions were changed from outside (a rebuild): read them again."""

@@ -91,19 +91,16 @@ class Runtime:
         self.runners["alerting"].catch_up()
 
     def rebuild_read_models(self) -> dict[str, int]:
-        """Empty every read model and apply all events again; returns events read per upstream."""
-        replayed = {}
-        for name, runner in self.runners.items():
-            with self.db.transaction() as cur:
-                for projection in runner.projections:
-                    for table in projection.tables:
-                        cur.execute(f"DELETE FROM {table}")
-                    cur.execute(
-                        "UPDATE projection_tracking SET position = 0 WHERE projection = %s AND upstream = %s",
-                        (projection.name, projection.upstream),
-                    )
+        """Rebuild every read model from the events; returns events read per upstream.
+
+        One read-model transaction for all of it: readers (token lookups, the API) see the old
+        rows until the commit switches them over at once, and a failure leaves the old rows.
+        Live runners of the same views wait on their tracking rows meanwhile.
+        """
+        with self.db.transaction() as cur:
+            replayed = {name: runner.rebuild(cur) for name, runner in self.runners.items()}
+        for runner in self.runners.values():
             runner.forget_positions()
-            replayed[name] = runner.catch_up()
         return replayed
 
     # --- background work -----------------------------------------------------------------------
