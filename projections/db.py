@@ -6,12 +6,15 @@ stored as ISO-8601 UTC text with a fixed width, which sorts and compares the sam
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -157,9 +160,26 @@ class SQLiteDatabase(Database):
 
 
 class PostgresDatabase(Database):
+    """Read models on PostgreSQL through a small pool.
+
+    Outages: a connection is handed out within ``timeout`` seconds or the caller gets
+    ``PoolTimeout`` (an ``OperationalError``: the web answers 503), and a pool whose reconnection
+    attempts fail gives them up after ``reconnect_timeout`` so that the next request tries at once
+    instead of waiting out a growing backoff. A pooled connection the server has dropped (a
+    restart) fails on its first statement; that statement is retried on another connection, so
+    stale connections never reach a caller.
+    """
+
     dialect = "postgres"
 
-    def __init__(self, conninfo: str, min_size: int = 1, max_size: int = 8):
+    def __init__(
+        self,
+        conninfo: str,
+        min_size: int = 1,
+        max_size: int = 8,
+        timeout: float = 1.0,
+        reconnect_timeout: float = 2.0,
+    ):
         from psycopg.rows import dict_row
         from psycopg_pool import ConnectionPool
 
@@ -171,21 +191,55 @@ class PostgresDatabase(Database):
             # Autocommit, so that a read is one round trip; writes open a transaction explicitly.
             kwargs={"row_factory": dict_row, "autocommit": True},
             open=True,
-            timeout=10,
+            timeout=timeout,
+            reconnect_timeout=reconnect_timeout,
+            reconnect_failed=_log_reconnect_failed,
         )
+
+    def _attempts(self) -> range:
+        # Every idle connection may be stale after a restart; one more gets a fresh one.
+        return range(self.pool.max_size + 1)
 
     @contextmanager
     def transaction(self) -> Iterator[Cursor]:
-        with self.pool.connection() as conn:
-            # Commits on a clean exit, rolls back on an exception.
-            with conn.transaction(), conn.cursor() as raw:
-                yield Cursor(raw, self.dialect)
+        import psycopg
+
+        for attempt in self._attempts():
+            with self.pool.connection() as conn, ExitStack() as stack:
+                try:
+                    # BEGIN is the first statement: a connection dropped while idle fails here,
+                    # before anything was done, and another one is tried.
+                    stack.enter_context(conn.transaction())  # commits on a clean exit
+                except psycopg.OperationalError:
+                    if conn.broken and attempt < self.pool.max_size:
+                        continue
+                    raise
+                with conn.cursor() as raw:
+                    yield Cursor(raw, self.dialect)
+                return
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict]:
+        import psycopg
+
         # One statement needs no transaction: in autocommit it is one round trip instead of
-        # three (BEGIN, the statement, COMMIT).
-        with self.pool.connection() as conn:
-            return conn.execute(sql, storable(params)).fetchall()
+        # three (BEGIN, the statement, COMMIT). A read can be retried on another connection.
+        for attempt in self._attempts():
+            with self.pool.connection() as conn:
+                try:
+                    return conn.execute(sql, storable(params)).fetchall()
+                except psycopg.OperationalError:
+                    if conn.broken and attempt < self.pool.max_size:
+                        continue
+                    raise
+        raise AssertionError("not reached")
+
+    def check_connections(self) -> None:
+        """Replace idle connections the server dropped (called when the database is back)."""
+        self.pool.check()
 
     def close(self) -> None:
         self.pool.close()
+
+
+def _log_reconnect_failed(pool) -> None:
+    log.warning("read-model pool: the database is still unreachable; reconnecting on demand")

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from adapters.group_commit import GroupCommitter
 from adapters.listener import PostgresListener
+from adapters.reachability import DatabaseReachability
 from adapters.settings import Settings
 from domain.applications import Alerting, Configuration, Inbox
 from projections.alert_groups import AlertGroupsView
@@ -24,6 +25,11 @@ from workers.ingest import IngestProcessor
 from workers.ticker import Ticker
 
 log = logging.getLogger(__name__)
+
+# How long a pool keeps retrying a failed connection with a growing backoff before it gives up
+# until the next request asks (psycopg_pool's default is 5 minutes, which after an outage left
+# the pools waiting out backoffs of 8 s and more while the database was already back).
+POOL_RECONNECT_TIMEOUT = 2.0
 
 
 class Runtime:
@@ -55,6 +61,16 @@ class Runtime:
         self.inbox.add_listener(self.ingest.waker.notify)
         self.alerting.add_listener(self.runners["alerting"].waker.notify)
         self.config.add_listener(self.runners["config"].waker.notify)
+        self.reachability: DatabaseReachability | None = None
+        if settings.backend == "postgres":
+            pools = [app.factory.datastore.pool for app in (self.inbox, self.alerting, self.config)]
+            for pool in pools:
+                # Not among the event store's settings; the pool reads it at each failed attempt.
+                pool.reconnect_timeout = POOL_RECONNECT_TIMEOUT
+            self.reachability = DatabaseReachability(
+                settings.postgres_conninfo(),
+                on_recovery=[self.db.check_connections, *(lambda p=p: _check_if_open(p) for p in pools)],
+            )
         self._committer: GroupCommitter | None = None
         self._committer_lock = threading.Lock()
         self._stop = threading.Event()
@@ -67,8 +83,15 @@ class Runtime:
         # Created lazily: a WSGI server may fork after building the app, and threads do not fork.
         with self._committer_lock:
             if self._committer is None:
-                self._committer = GroupCommitter(self.inbox)
+                self._committer = GroupCommitter(self.inbox, reachable=self.database_reachable)
             return self._committer
+
+    def database_reachable(self) -> bool:
+        """False while this process's probe cannot reach PostgreSQL (always True on SQLite)."""
+        if self.reachability is None:
+            return True
+        self.reachability.start()  # lazily, like the committer: after a WSGI server's fork
+        return self.reachability.reachable
 
     # --- reading your writes -------------------------------------------------------------------
 
@@ -106,6 +129,8 @@ class Runtime:
     # --- background work -----------------------------------------------------------------------
 
     def start(self, ingest: bool = True, projections: bool = True, ticker: bool = True) -> None:
+        if self.reachability is not None:
+            self.reachability.start()
         jobs: list[tuple[str, object]] = []
         if ingest:
             jobs.append(("ingest", lambda: self.ingest.run_forever(self._stop)))
@@ -148,6 +173,14 @@ class Runtime:
             thread.join(timeout=5)
         if self._committer is not None:
             self._committer.close()
+        if self.reachability is not None:
+            self.reachability.stop()
         for app in (self.inbox, self.alerting, self.config):
             app.close()
         self.db.close()
+
+
+def _check_if_open(pool) -> None:
+    """Replace the idle connections the server dropped; an event store opens its pool on first use."""
+    if not pool.closed:
+        pool.check()
