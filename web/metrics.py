@@ -59,4 +59,53 @@ def prometheus_metrics():
                     f'tocsin_inbound_refused_total{{integration="{_label(integration_id)}",limit="{limit}"}}'
                     f" {refused[limit]}"
                 )
+    lines += alert_group_metrics(runtime().db)
     return Response("\n".join(lines) + "\n", content_type=CONTENT_TYPE)
+
+
+# --- alert groups (OnCall's alert-group metrics, under tocsin_ names) -------------------------
+
+RESPONSE_TIME_BUCKETS = (60, 300, 600, 3600)  # seconds, OnCall's buckets
+
+
+def alert_group_metrics(db) -> list[str]:
+    """Groups by integration and state (gauge), and the response time of the last seven days'
+    groups (histogram), from the read models: two grouped queries per scrape."""
+    from datetime import datetime, timezone
+
+    from projections.insights import (
+        RESPONSE_TIME_PERIOD,
+        STATES,
+        groups_by_integration_and_state,
+        integration_names,
+        response_times,
+    )
+
+    names = integration_names(db)
+    counts = groups_by_integration_and_state(db)
+    ids = sorted(set(names) | {integration_id for integration_id, _ in counts})
+
+    def labels(integration_id: str) -> str:
+        name = names.get(integration_id, "")
+        return f'integration="{_label(integration_id)}",integration_name="{_label(name)}"'
+
+    lines = _family("tocsin_alert_groups_total", "gauge", "Alert groups by integration and current state.")
+    for integration_id in ids:
+        for state in STATES:
+            lines.append(f'tocsin_alert_groups_total{{{labels(integration_id)},state="{state}"}} {counts.get((integration_id, state), 0)}')
+    lines += _family(
+        "tocsin_alert_groups_response_time_seconds",
+        "histogram",
+        "Seconds from start to the first acknowledge, silence or resolve, for the groups started in the last 7 days.",
+    )
+    by_integration: dict[str, list[float]] = {integration_id: [] for integration_id in ids}
+    for integration_id, seconds in response_times(db, datetime.now(timezone.utc) - RESPONSE_TIME_PERIOD):
+        by_integration.setdefault(integration_id, []).append(seconds)
+    for integration_id, values in sorted(by_integration.items()):
+        for bound in RESPONSE_TIME_BUCKETS:
+            within = sum(1 for value in values if value <= bound)
+            lines.append(f'tocsin_alert_groups_response_time_seconds_bucket{{{labels(integration_id)},le="{bound}"}} {within}')
+        lines.append(f'tocsin_alert_groups_response_time_seconds_bucket{{{labels(integration_id)},le="+Inf"}} {len(values)}')
+        lines.append(f"tocsin_alert_groups_response_time_seconds_sum{{{labels(integration_id)}}} {sum(values):g}")
+        lines.append(f"tocsin_alert_groups_response_time_seconds_count{{{labels(integration_id)}}} {len(values)}")
+    return lines

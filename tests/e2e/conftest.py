@@ -303,3 +303,35 @@ def start_alertmanager(alertmanager_binary: str, tmp_path_factory: pytest.TempPa
     finally:
         for process in processes:
             stop(process)
+
+
+# --- more API tokens, and where the dashboard's screenshots are ----------------------------------
+
+
+@pytest.fixture
+def make_token(tocsin: Tocsin, tocsin_env: dict[str, str], tmp_path: Path) -> Callable[[str, str], str]:
+    """Create another API token (name, role) in the running server's store; returns the token."""
+
+    def make(name: str, role: str) -> str:
+        output = run_cli(["token", "create", "--name", name, "--role", role], tocsin_env, tmp_path / "logs")
+        return output.strip().splitlines()[-1].strip()
+
+    return make
+
+
+_SCREENSHOTS = pytest.StashKey[Path]()
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Path:
+    """The folder for browser screenshots, below this run's temporary base (named at the end)."""
+    folder = tmp_path_factory.getbasetemp() / "screenshots"
+    folder.mkdir(exist_ok=True)
+    pytestconfig.stash[_SCREENSHOTS] = folder
+    return folder
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    folder = config.stash.get(_SCREENSHOTS, None)
+    if folder is not None:
+        terminalreporter.write_line(f"dashboard screenshots: {folder}")

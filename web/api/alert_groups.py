@@ -194,16 +194,20 @@ def get_timeline(group_id: str):
     return jsonify(TimelineSchema().dump({"alert_group_id": group_id, "results": rows}))
 
 
+def act_on_group(row: dict, action: str, by: str, **kwargs) -> None:
+    """Run ``action`` on the group ``row`` as ``by`` (``ActionRefused`` passes up), and wait
+    until the read models show it. Shared with the dashboard."""
+    rt = runtime()
+    position = rt.alerting.act(UUID(row["uuid"]), action, by=by, at=datetime.now(timezone.utc), **kwargs)
+    rt.wait_for("alerting", position)  # the next GET shows the change
+
+
 def _act(group_id: str, action: str, **kwargs) -> Response:
     row = _group_or_404(group_id)
-    rt = runtime()
     try:
-        position = rt.alerting.act(
-            UUID(row["uuid"]), action, by=caller_name(), at=datetime.now(timezone.utc), **kwargs
-        )
+        act_on_group(row, action, caller_name(), **kwargs)
     except ActionRefused as refused:
         raise bad_request(str(refused))
-    rt.wait_for("alerting", position)  # the next GET shows the change
     return Response(status=200)
 
 

@@ -98,7 +98,12 @@ def get_integration(integration_id: str):
 @api.post("/integrations/", strict_slashes=False)
 @requires("admin")
 def create_integration():
-    data = _load(partial=False)
+    return jsonify(serialise(create_from(_load(partial=False)))), 201
+
+
+def create_from(data: dict) -> dict:
+    """Create an integration from loaded ``IntegrationWriteSchema`` data; its row once projected.
+    Shared with the dashboard."""
     type_slug = data.get("type")
     if not type_slug:
         raise bad_request({"type": ["This field is required."]})
@@ -123,7 +128,7 @@ def create_integration():
         created_at=datetime.now(timezone.utc),
     )
     rt.wait_for("config", position)
-    return jsonify(serialise(integration_by_id(rt.db, public_id(PREFIX_INTEGRATION, integration.id)))), 201
+    return integration_by_id(rt.db, public_id(PREFIX_INTEGRATION, integration.id))
 
 
 @api.route("/integrations/<integration_id>/", methods=["PUT", "PATCH"], strict_slashes=False)

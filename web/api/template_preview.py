@@ -215,12 +215,16 @@ def preview_template(integration_id: str):
 @api.post("/integrations/<integration_id>/send_demo_alert", strict_slashes=False)
 @requires("editor")
 def send_demo_alert(integration_id: str):
-    row = _integration(integration_id)
-    body = _json_object()
+    submit_demo_alert(_integration(integration_id), _json_object().get("payload"))
+    return jsonify({})
+
+
+def submit_demo_alert(row: dict, payload: Any) -> None:
+    """Commit a demo alert for the integration ``row`` (``payload`` None: the type's example).
+    Shared with the dashboard."""
     kind = INTEGRATION_TYPES.get(row["type"])
     if kind is None or kind.example_payload is None:
         raise bad_request(DEMO_NOT_AVAILABLE)
-    payload = body.get("payload")
     if payload is None:
         payload = kind.example_payload
     try:
@@ -238,4 +242,3 @@ def send_demo_alert(integration_id: str):
         received_at=datetime.now(timezone.utc),
     )
     runtime().committer.submit(entry)  # the same durable path as inbound alerts (503 if it fails)
-    return jsonify({})
