@@ -31,6 +31,9 @@ def create_app(runtime) -> Flask:
     app.register_blueprint(inbound_email)
     app.register_blueprint(api)
     app.register_blueprint(metrics)
+    from web.dashboard import dashboard
+
+    app.register_blueprint(dashboard)  # the pages at /, for people in a browser
 
     @app.get("/health")
     def health():
