@@ -6,16 +6,18 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install run test bench clean
 
+# pip -qq shows errors only: no progress, no warnings from pip or from building the editable install.
 $(STAMP): setup.cfg pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	@echo "Installing Tocsin and its dependencies into $(VENV) (once; silent unless something fails)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -qq --upgrade pip
+	@$(BIN)/pip install -qq -e '.[test]'
+	@touch $(STAMP)
 
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/tocsin serve
+	@$(BIN)/tocsin serve
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -145,7 +145,7 @@ def cmd_token_revoke(args) -> int:
 
 def cmd_serve(args) -> int:
     """The embedded all-in-one server: web, ingest, projections and ticker in one process."""
-    from waitress import serve
+    from waitress import create_server
 
     from projections.queries import any_api_token
     from web import create_app
@@ -154,19 +154,44 @@ def cmd_serve(args) -> int:
     migrate(settings)
     runtime = Runtime(settings)
     runtime.catch_up()
+    admin_token = None
     if not any_api_token(runtime.db):
-        token = create_token(runtime, "admin", "admin")
-        print(f"Admin API token (shown once, keep it): {token}", flush=True)
+        admin_token = create_token(runtime, "admin", "admin")
     runtime.start()
     smtp = _embedded_smtp(runtime)
-    print(f"Tocsin is listening on http://{settings.host}:{settings.port} ({settings.backend})", flush=True)
     try:
-        serve(create_app(runtime), host=settings.host, port=settings.port, threads=16, ident="tocsin")
+        # Bound before the banner, so what it says is true; waitress's own "Serving on" is not logged.
+        server = create_server(create_app(runtime), host=settings.host, port=settings.port, threads=16, ident="tocsin")
+        print(start_banner(settings, smtp.address if smtp else None, admin_token), flush=True)
+        server.run()
     finally:
         if smtp is not None:
             smtp.stop()
         runtime.close()
     return 0
+
+
+def start_banner(settings: Settings, smtp_address: str | None, admin_token: str | None) -> str:
+    """What `serve` prints once it runs: where the API, the integrations and email are, and the
+    admin token when it was just created (shown this once)."""
+    where = f"SQLite in {settings.data_dir}" if settings.backend == "sqlite" else (
+        f"PostgreSQL, schema {settings.database_schema}"
+    )
+    if smtp_address is None:
+        email = "not started (see above)" if settings.smtp_address else "off (TOCSIN_SMTP_ADDRESS is empty)"
+    else:
+        email = f"smtp://{smtp_address}, to <token>@{settings.inbound_email_domain or '<any domain>'}"
+    lines = [
+        f"Tocsin is listening on {settings.host}:{settings.port} ({where}); Ctrl-C stops it.",
+        f"  API            {settings.base_url}/api/v1/  (header  Authorization: <API token>)",
+        f"  integrations   {settings.base_url}/integrations/v1/<type>/<token>/  (each integration's link)",
+        f"  email          {email}",
+    ]
+    if admin_token:
+        lines.append(f"  admin token    {admin_token}  (shown only this once: keep it)")
+    else:
+        lines.append("  API tokens     `tocsin token list`; a new one: `tocsin token create --name NAME --role admin`")
+    return "\n".join(lines)
 
 
 def _embedded_smtp(runtime: Runtime):
@@ -175,13 +200,18 @@ def _embedded_smtp(runtime: Runtime):
 
     if not runtime.settings.smtp_address:
         return None
+    # The start-up banner gives the address: the receiver's own "listening" log line would repeat it.
+    smtp_log = logging.getLogger("workers.smtp")
+    level = smtp_log.level
+    smtp_log.setLevel(logging.WARNING)
     try:
         receiver = SMTPReceiver(runtime)
         receiver.start()
     except (OSError, ValueError, TimeoutError, RuntimeError) as exc:
         print(f"SMTP receiver not started ({runtime.settings.smtp_address}): {exc}", file=sys.stderr, flush=True)
         return None
-    print(f"Tocsin receives email on smtp://{receiver.address}", flush=True)
+    finally:
+        smtp_log.setLevel(level)
     return receiver
 
 
