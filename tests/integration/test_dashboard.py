@@ -305,3 +305,21 @@ def test_the_secret_key_comes_from_the_environment_or_stays_in_the_data_dir(runt
     assert create_app(runtime).secret_key == first, "sessions survive a restart"
     monkeypatch.setenv("TOCSIN_SECRET_KEY", "from-the-environment")
     assert create_app(runtime).secret_key == "from-the-environment"
+
+
+def test_the_grafana_dashboard_charts_only_metrics_that_are_exported(app, client, make_integration):
+    import json
+    from pathlib import Path
+
+    import web.dashboard
+
+    dashboard = json.loads((Path(web.dashboard.__file__).parent / "grafana-dashboard.json").read_text())
+    queried = {
+        re.sub(r"_(bucket|sum|count)$", "", name)
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+        for name in re.findall(r"\btocsin_[a-z_]+", target["expr"])
+    }
+    make_integration(name="Prometheus")
+    exported = set(re.findall(r"^# TYPE (\S+) ", app.test_client().get("/metrics").get_data(as_text=True), re.M))
+    assert queried and queried <= exported, f"charted but not exported: {sorted(queried - exported)}"
