@@ -20,6 +20,7 @@ from eventsourcing.application import Application
 
 from adapters.waker import Waker
 from projections.db import Cursor, Database
+from projections.follower_status import FollowerStatus
 
 log = logging.getLogger(__name__)
 
@@ -206,18 +207,25 @@ class ProjectionRunner:
             total += count
         return total
 
-    def run_forever(self, stop: threading.Event, idle_timeout: float = 1.0) -> None:
-        """Follow the upstream until ``stop`` is set; errors are logged and retried with backoff."""
+    def run_forever(
+        self, stop: threading.Event, idle_timeout: float = 1.0, status: FollowerStatus | None = None
+    ) -> None:
+        """Follow the upstream until ``stop`` is set; errors are logged, reported to ``status``
+        (read by /health and /metrics) and retried with backoff."""
         backoff = 0.1
         while not stop.is_set():
             try:
                 count = self.run_batch()
                 backoff = 0.1
-            except Exception:  # keep following: a transient database error must not stop the view
+            except Exception as exc:  # keep following: a transient database error must not stop the view
                 log.exception("projection runner %s failed; retrying in %.1fs", self.names, backoff)
+                if status is not None:
+                    status.failed(exc)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
+            if status is not None:
+                status.succeeded()
             if count < self.batch_size:
                 self.waker.wait(idle_timeout)
 

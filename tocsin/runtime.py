@@ -18,6 +18,7 @@ from projections.alerts import AlertsView
 from projections.api_tokens import ApiTokensView
 from projections.db import Database, PostgresDatabase, SQLiteDatabase
 from projections.deadlines import DeadlinesView
+from projections.follower_status import FollowerStatus, follower_states
 from projections.integrations import HeartbeatsView, IntegrationsView
 from projections.runner import ProjectionRunner, wait_for_position
 from projections.timeline import TimelineView
@@ -126,19 +127,42 @@ class Runtime:
             runner.forget_positions()
         return replayed
 
+    # --- health -------------------------------------------------------------------------------
+
+    def follower_states(self) -> dict[str, dict]:
+        """Each follower's errors (as it reported them) and lag: its upstream's newest event
+        minus the position it has reached (for the projections, their slowest view)."""
+        positions: dict[str, int] = {}
+        for row in self.db.query("SELECT upstream, MIN(position) AS position FROM projection_tracking GROUP BY upstream"):
+            positions[row["upstream"]] = int(row["position"])
+        lags: dict[str, int | None] = {
+            "ingest": (self.inbox.recorder.max_notification_id() or 0) - self.alerting.processed_position(),
+            "ticker": None,
+        }
+        for name, runner in self.runners.items():
+            newest = runner.app.recorder.max_notification_id() or 0
+            lags[f"project-{name}"] = max(newest - positions.get(runner.app.name, 0), 0)
+        return follower_states(self.db, lags)
+
     # --- background work -----------------------------------------------------------------------
 
     def start(self, ingest: bool = True, projections: bool = True, ticker: bool = True) -> None:
         if self.reachability is not None:
             self.reachability.start()
         jobs: list[tuple[str, object]] = []
+
+        def report(follower: str) -> FollowerStatus:
+            return FollowerStatus(self.db, follower)
+
         if ingest:
-            jobs.append(("ingest", lambda: self.ingest.run_forever(self._stop)))
+            jobs.append(("ingest", lambda: self.ingest.run_forever(self._stop, status=report("ingest"))))
         if projections:
             for name, runner in self.runners.items():
-                jobs.append((f"project-{name}", lambda r=runner: r.run_forever(self._stop)))
+                jobs.append(
+                    (f"project-{name}", lambda r=runner, n=name: r.run_forever(self._stop, status=report(f"project-{n}")))
+                )
         if ticker:
-            jobs.append(("ticker", lambda: self.ticker.run_forever(self._stop)))
+            jobs.append(("ticker", lambda: self.ticker.run_forever(self._stop, status=report("ticker"))))
         if self.settings.backend == "postgres":
             jobs.append(("listen", lambda: self._listener(ingest, projections).run_forever(self._stop)))
         for name, target in jobs:

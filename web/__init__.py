@@ -35,9 +35,9 @@ def create_app(runtime) -> Flask:
 
     app.register_blueprint(dashboard)  # the pages at /, for people in a browser
 
-    @app.get("/health")
-    def health():
-        return jsonify({"status": "ok"})
+    from web.health import health
+
+    app.add_url_rule("/health", "health", health)  # 503 while the database or a follower is stuck
 
     @app.errorhandler(InboxUnavailable)
     def store_unavailable(exc):

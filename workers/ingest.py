@@ -236,18 +236,24 @@ class IngestProcessor:
             total += count
         return total
 
-    def run_forever(self, stop: threading.Event, idle_timeout: float = 1.0) -> None:
+    def run_forever(self, stop: threading.Event, idle_timeout: float = 1.0, status=None) -> None:
+        """Follow the inbox until ``stop``; ``status`` (a ``projections.follower_status.FollowerStatus``)
+        hears of every failure and of successes, for /health and /metrics."""
         backoff = 0.1
         while not stop.is_set():
             began = time.monotonic()
             try:
                 count = self.run_batch()
                 backoff = 0.1
-            except Exception:  # a database outage must not end ingest: keep retrying
+            except Exception as exc:  # a database outage must not end ingest: keep retrying
                 log.exception("ingest failed; retrying in %.1fs", backoff)
+                if status is not None:
+                    status.failed(exc)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
+            if status is not None:
+                status.succeeded()
             if count == 0:
                 self.waker.wait(idle_timeout)
             elif count < self.batch_size:

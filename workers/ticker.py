@@ -10,6 +10,7 @@ from uuid import UUID
 
 from domain.applications import Alerting
 from projections.db import Database, iso
+from projections.follower_status import FollowerStatus
 from projections.deadlines import KIND_HEARTBEAT, KIND_UNSILENCE, due_deadlines
 from workers.ingest import IngestProcessor
 
@@ -46,10 +47,16 @@ class Ticker:
                 done += self.ingest.expire_heartbeat(subject, fence, at=now)
         return done
 
-    def run_forever(self, stop: threading.Event, interval: float = 1.0) -> None:
+    def run_forever(self, stop: threading.Event, interval: float = 1.0, status: FollowerStatus | None = None) -> None:
+        """Tick every ``interval`` until ``stop``; each outcome is reported to ``status`` (/health)."""
         while not stop.is_set():
             try:
                 self.tick()
-            except Exception:
+            except Exception as exc:
                 log.exception("ticker failed; retrying")
+                if status is not None:
+                    status.failed(exc)
+            else:
+                if status is not None:
+                    status.succeeded()
             stop.wait(interval)

@@ -160,6 +160,8 @@ def test_an_outage_answers_503_within_2s_and_accepting_resumes_within_5s(runtime
         mailgun = {"recipient": mail_to, "sender": "a@example.com", "subject": "Down", "body-plain": "x"}
         response, took = timed(lambda: client.post("/integrations/v1/inbound_email_webhook", data=mailgun))
         assert_unavailable(response, took, "email webhook")
+        response, took = timed(lambda: client.get("/health"))
+        assert (response.status_code, response.get_json()["database"]) == (503, "unreachable") and took < 2.0
 
         began = time.monotonic()
         with smtplib.SMTP(smtp.host, smtp.port, timeout=10) as session:
