@@ -153,15 +153,24 @@ def cmd_serve(args) -> int:
     settings = _listening(Settings.from_env(), args.host, args.port)
     migrate(settings)
     runtime = Runtime(settings)
-    runtime.catch_up()
-    admin_token = None
-    if not any_api_token(runtime.db):
-        admin_token = create_token(runtime, "admin", "admin")
-    runtime.start()
-    smtp = _embedded_smtp(runtime)
+    smtp = None
     try:
-        # Bound before the banner, so what it says is true; waitress's own "Serving on" is not logged.
-        server = create_server(create_app(runtime), host=settings.host, port=settings.port, threads=16, ident="tocsin")
+        # Bound first: the admin token is made only when the banner that shows it will print, and
+        # what the banner says is true. (waitress's own "Serving on" line is not logged.)
+        try:
+            server = create_server(
+                create_app(runtime), host=settings.host, port=settings.port, threads=16, ident="tocsin"
+            )
+        except OSError as exc:
+            print(f"Tocsin cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
+                  " (another port: --port or TOCSIN_PORT)", file=sys.stderr, flush=True)
+            return 1
+        runtime.catch_up()
+        admin_token = None
+        if not any_api_token(runtime.db):
+            admin_token = create_token(runtime, "admin", "admin")
+        runtime.start()
+        smtp = _embedded_smtp(runtime)
         print(start_banner(settings, smtp.address if smtp else None, admin_token), flush=True)
         server.run()
     finally:

@@ -74,6 +74,13 @@ class Server:
         except urllib.error.HTTPError as error:
             return error.code
 
+    def stop_when_exited(self, timeout: float = 30.0) -> tuple[int, str]:
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        return self.stop()
+
     def stop(self) -> tuple[int, str]:
         """Ctrl-C, as a person at the terminal would; returns the exit code and stderr."""
         if self.process.poll() is None:
@@ -114,3 +121,23 @@ def test_first_start_prints_the_urls_and_a_working_token_in_a_few_lines(settings
         code, stderr = server.stop()
     assert len(again) == 5 and "tocsin token list" in again[-1] and token not in "\n".join(again)
     assert code == 0, stderr
+
+
+def test_a_taken_port_is_said_plainly_and_the_admin_token_waits_for_a_start_that_shows_it(settings):
+    env, smtp_port = serve_env(settings), free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = Server(env, port, smtp_port)
+        code, stderr = server.stop_when_exited()
+    assert code == 1
+    assert f"Tocsin cannot listen on 127.0.0.1:{port}: Address already in use" in stderr
+    assert "Traceback" not in stderr
+
+    server = Server(env, free_port(), smtp_port)
+    try:
+        lines = server.start_up_output()
+    finally:
+        server.stop()
+    assert lines[-1].split()[:2] == ["admin", "token"]
