@@ -253,24 +253,33 @@ def cmd_smtp(args) -> int:
 
 
 def _run_worker(name: str, **parts) -> int:
-    from adapters.singleton import hold_singleton
+    """Run one production worker; on PostgreSQL only while it holds its singleton lock (a copy
+    that loses it stops its work at once and waits as a standby again)."""
+    import threading
+
+    from adapters.singleton import SingletonLock, run_as_singleton
 
     settings = Settings.from_env()
-    lock = None
-    if settings.backend == "postgres":
-        # One per schema: several Tocsin installations may share a database.
-        lock = hold_singleton(settings.postgres_conninfo(), f"{settings.database_schema}-{name}")
-    runtime = Runtime(settings)
-    runtime.start(**parts)
-    log.info("%s running (%s)", name, settings.backend)
+
+    def start() -> Runtime:
+        runtime = Runtime(settings)
+        runtime.start(**parts)
+        log.info("%s running (%s)", name, settings.backend)
+        return runtime
+
     try:
-        runtime.wait()
+        if settings.backend != "postgres":
+            runtime = start()
+            try:
+                runtime.wait()
+            finally:
+                runtime.close()
+            return 0
+        # One per schema: several Tocsin installations may share a database.
+        lock = SingletonLock(settings.postgres_conninfo(), f"{settings.database_schema}-{name}")
+        run_as_singleton(lock, start, Runtime.close, threading.Event())
     except KeyboardInterrupt:
         pass
-    finally:
-        runtime.close()
-        if lock is not None:
-            lock.close()
     return 0
 
 
