@@ -32,6 +32,9 @@ class PostgresListener:
                         for notify in conn.notifies(timeout=0.5):
                             for wake in self.channels.get(notify.channel, ()):
                                 wake()
+            except psycopg.Error as exc:  # an outage: polling carries on meanwhile
+                log.warning("LISTEN connection lost (%s); reconnecting", str(exc).strip())
+                stop.wait(1.0)
             except Exception:
                 log.exception("LISTEN connection lost; reconnecting")
                 stop.wait(1.0)

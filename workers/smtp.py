@@ -10,7 +10,8 @@ thin and durable before acknowledged:
   Otherwise it is parsed (subject, text/plain part or text/html turned into text, From address),
   one inbox entry per distinct integration among the accepted recipients is committed through
   the group committer, and only then does the client get 250. If the store cannot take the
-  write the answer is ``451`` and the client retries later.
+  write the answer is ``451`` and the client retries later. While the database is known to be
+  unreachable, RCPT answers ``451`` at once.
 
 Blocking work (the token lookup, the commit) runs in a thread pool, never on the event loop.
 """
@@ -67,6 +68,8 @@ class InboundEmailHandler:
         return integration
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options):
+        if not self.runtime.database_reachable():  # an outage: the client retries later
+            return LOOKUP_FAILED
         loop = asyncio.get_running_loop()
         try:
             integration = await loop.run_in_executor(self.executor, self._integration, address)
