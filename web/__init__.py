@@ -16,6 +16,10 @@ def create_app(runtime) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body_bytes
     app.json.sort_keys = False
 
+    from web import errors
+
+    errors.install(app)  # strict JSON bodies; 4xx under /api/ and /integrations/ as JSON
+
     from web import outages
 
     outages.install(app)  # database outages: JSON 503 + Retry-After at once; other failures JSON 500

@@ -7,7 +7,6 @@ Everything else happens in ingest, after the 2xx.
 from __future__ import annotations
 
 import json
-import math
 import re
 from datetime import datetime, timezone
 from uuid import UUID
@@ -19,6 +18,7 @@ from domain.inbox import KIND_ALERT, HeartbeatPing, ReceivedAlert
 from domain.integrations import INTEGRATION_TYPES
 from projections.directory import IntegrationDirectory
 from web import runtime
+from web.errors import load_json
 from web.ratelimit import refuse_if_limited, refused_note
 
 inbound = Blueprint("inbound", __name__, url_prefix="/integrations/v1")
@@ -74,20 +74,10 @@ def find_integration(url_type: str, token: str) -> tuple[dict | None, Response |
 _MAYBE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
 
 
-def _non_finite(text: str):
-    raise ValueError(f"Out of range float values are not JSON compliant: {text!r}")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):  # 1e400
-        _non_finite(text)
-    return value
-
-
 def _load_json(raw: bytes) -> object:
-    """Parse strictly: NaN/Infinity or a lone surrogate would be stored, then break every reader."""
-    payload = json.loads(raw, parse_float=_finite_float, parse_constant=_non_finite)
+    """Parse strictly: NaN/Infinity, absurd nesting or a lone surrogate would be stored, then
+    break every reader."""
+    payload = load_json(raw)
     if _MAYBE_SURROGATE.search(raw):
         json.dumps(payload, ensure_ascii=False).encode()  # UnicodeEncodeError is a ValueError
     return payload
@@ -102,7 +92,7 @@ def parse_body() -> object:
     if mimetype == "application/json" or mimetype.endswith("+json"):
         try:
             return _load_json(raw)
-        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+        except ValueError as exc:
             raise BadPayload(400, jsonify({"detail": f"JSON parse error - {exc}"}))
     if mimetype == "application/x-www-form-urlencoded":
         return {key: values[-1] for key, values in request.form.lists()}

@@ -22,7 +22,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import logging
 import os
 from email.utils import getaddresses
@@ -38,6 +37,7 @@ from adapters.email_messages import (
     token_for,
 )
 from web import runtime
+from web.errors import load_json
 from web.inbound import find_integration
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,32 @@ class Answered(Exception):
     """Nothing to store, but the provider gets its 200 (SNS subscription handshakes)."""
 
 
+def _object(value: object, what: str) -> dict:
+    """``value`` when it is a JSON object (absent: empty), else a 400 naming the field."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Refused(400, f"{what} must be a JSON object.")
+    return value
+
+
+def _text(value: object, what: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise Refused(400, f"{what} must be a string.")
+
+
+def _addresses(value: object, what: str) -> tuple[str, ...]:
+    """One address or a list of them (absent: none)."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,) if value else ()
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return tuple(item for item in value if item)
+    raise Refused(400, f"{what} must be an address or a list of addresses.")
+
+
 def _env(name: str) -> str | None:
     return os.environ.get(name) or None
 
@@ -90,8 +116,8 @@ def _sns_message() -> dict | None:
     if not raw.lstrip().startswith(b"{"):
         return None
     try:
-        body = json.loads(raw)
-    except ValueError:
+        body = load_json(raw)
+    except ValueError:  # not JSON, or nested absurdly deep
         return None
     return body if isinstance(body, dict) and "Type" in body and "TopicArn" in body else None
 
@@ -143,12 +169,11 @@ def _sendgrid() -> InboundEmail:
     envelope_sender = None
     if form.get("envelope"):
         try:
-            envelope = json.loads(form["envelope"])
+            envelope = _object(load_json(form["envelope"]), "SendGrid envelope")
         except ValueError:
             raise Refused(400, "SendGrid envelope field is not JSON.")
-        if isinstance(envelope, dict):
-            recipients = tuple(str(r) for r in envelope.get("to") or () if r)
-            envelope_sender = envelope.get("from")
+        recipients = _addresses(envelope.get("to"), "SendGrid envelope to")
+        envelope_sender = _text(envelope.get("from"), "SendGrid envelope from")
     if not recipients:
         recipients = tuple(addr for _, addr in getaddresses([form.get("to", ""), form.get("cc", "")]) if addr)
     if form.get("email"):  # "POST the raw, full MIME message" enabled
@@ -183,7 +208,7 @@ def _amazon_ses() -> InboundEmail:
     if kind != "Notification":
         raise Refused(400, f"Unsupported SNS message type {kind!r}.")
     try:
-        notification = json.loads(sns.get("Message") or "")
+        notification = load_json(_text(sns.get("Message"), "SNS Message") or "")
     except ValueError:
         raise Refused(400, "SNS Message is not an Amazon SES notification (JSON expected).")
     if not isinstance(notification, dict):
@@ -191,7 +216,8 @@ def _amazon_ses() -> InboundEmail:
     if notification.get("notificationType") != "Received":
         log.info("ignoring Amazon SES notification %r", notification.get("notificationType"))
         raise Answered()  # e.g. the AmazonSnsSubscriptionSucceeded test message
-    receipt = notification.get("receipt") or {}
+    receipt = _object(notification.get("receipt"), "Amazon SES receipt")
+    mail = _object(notification.get("mail"), "Amazon SES mail")
     content = notification.get("content")
     if not isinstance(content, str):
         raise Refused(
@@ -199,16 +225,21 @@ def _amazon_ses() -> InboundEmail:
             "The Amazon SES notification carries no message content: deliver it with the receipt "
             "rule's SNS action (messages stored in S3 are not fetched).",
         )
-    encoding = str((receipt.get("action") or {}).get("encoding", "UTF8")).upper()
+    encoding = str(_object(receipt.get("action"), "Amazon SES receipt action").get("encoding", "UTF8")).upper()
     if encoding == "BASE64":
         try:
             raw = base64.b64decode(content, validate=False)
         except (binascii.Error, ValueError):
             raise Refused(400, "Amazon SES content is not valid base64.")
     else:
-        raw = content.encode("utf-8", "surrogateescape")
-    recipients = tuple(receipt.get("recipients") or (notification.get("mail") or {}).get("destination") or ())
-    envelope_sender = (notification.get("mail") or {}).get("source")
+        try:
+            raw = content.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a lone surrogate from a JSON escape
+            raw = content.encode("utf-8", "replace")
+    recipients = _addresses(receipt.get("recipients"), "Amazon SES receipt recipients") or _addresses(
+        mail.get("destination"), "Amazon SES mail destination"
+    )
+    envelope_sender = _text(mail.get("source"), "Amazon SES mail source")
     return parse_mime(raw, envelope_sender, recipients)
 
 

@@ -73,15 +73,21 @@ def caller_name() -> str:
     return g.caller["name"]
 
 
+# Larger page sizes are cut to this (as Django REST framework's max_page_size does), and page
+# numbers to what the databases can take as an offset.
+MAX_PAGE_SIZE = 1000
+MAX_PAGE_NUMBER = 2**31 - 1
+
+
 def page_params(default_size: int = 50) -> tuple[int, int]:
-    def number(name: str, default: int) -> int:
+    def number(name: str, default: int, largest: int) -> int:
         try:
             value = int(request.args.get(name, default))
         except ValueError:
             return default
-        return value if value >= 1 else default
+        return min(value, largest) if value >= 1 else default
 
-    return number("page", 1), number("perpage", default_size)
+    return number("page", 1, MAX_PAGE_NUMBER), number("perpage", default_size, MAX_PAGE_SIZE)
 
 
 def paginated(page: Page, results: list) -> dict:
@@ -139,3 +145,4 @@ def not_found():
 
 from web.api import alert_groups, alerts, integrations, openapi  # noqa: E402,F401  (registers routes)
 from web.api import template_preview  # noqa: E402,F401  (preview_template, send_demo_alert)
+from web.api import teams, users  # noqa: E402,F401  (registers routes)

@@ -102,12 +102,16 @@ class AlertGroupPageSchema(PageSchema):
     results = fields.List(fields.Nested(AlertGroupSchema))
 
 
+MAX_SILENCE_SECONDS = 100 * 365 * 24 * 3600
+
+
 class SilenceSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    # Lenient as OnCall (it calls int() on whatever was sent): "3600" and 1.5 are accepted.
-    delay = fields.Integer(required=True, allow_none=False, validate=validate.Range(min=-1))
+    # Lenient as OnCall (it calls int() on whatever was sent): "3600" and 1.5 are accepted. At
+    # most a century: the end of a silence must be a date.
+    delay = fields.Integer(required=True, allow_none=False, validate=validate.Range(min=-1, max=MAX_SILENCE_SECONDS))
 
 
 class TimelineEntrySchema(Schema):
