@@ -2,7 +2,7 @@
 
 * ``Inbox``: accepted inbound requests (hot, append-only, written before the HTTP answer).
 * ``Alerting``: alert groups, grouping slots and alerts (written by ingest and by user actions).
-* ``Configuration``: integrations and API tokens (cold).
+* ``Configuration``: integrations, API tokens, users and teams (cold).
 
 The persistence module comes from the environment (POPO in unit tests, SQLite embedded,
 PostgreSQL in production); nothing here knows which.
@@ -25,6 +25,7 @@ from domain.alert_group import AlertGroup, GroupingSlot
 from domain.configuration import ApiToken, Integration, token_digest
 from domain.heartbeat import Heartbeat
 from domain.inbox import HeartbeatPing, ReceivedAlert
+from domain.users import CLAIM_TEAM_NAME, NameClaim, Team, User, claim_names
 
 CONFLICT_RETRY = {"max_attempts": 20, "wait": 0.005, "stall": 0.0}
 
@@ -221,8 +222,12 @@ class Configuration(NotifyingApplication):
         integration.delete(at=at)
         return self.save(integration)[-1].notification.id
 
-    def create_api_token(self, name: str, role: str, token: str, at: datetime) -> int:
-        api_token = ApiToken(name=name, role=role, token_hash=token_digest(token), created_at=at)
+    def create_api_token(self, name: str, role: str, token: str, at: datetime, user_id: UUID | None = None) -> int:
+        """A token for ``user_id`` (with that user's role; a deleted user has none) or, as tokens
+        were before users, for no one with ``role``."""
+        if user_id is not None:
+            role = self.get_user(user_id).role
+        api_token = ApiToken(name=name, role=role, token_hash=token_digest(token), created_at=at, user_id=user_id)
         return self.save(api_token)[-1].notification.id
 
     @retry(IntegrityError, **CONFLICT_RETRY)
@@ -232,3 +237,75 @@ class Configuration(NotifyingApplication):
         if not api_token.revoke(at=at):
             return None
         return self.save(api_token)[-1].notification.id
+
+    # --- users and teams ---------------------------------------------------------------------
+
+    def _claim(self, claim_id: UUID) -> NameClaim | None:
+        try:
+            return self.repository.get(claim_id)
+        except AggregateNotFoundError:
+            return None
+
+    def _live(self, aggregate_id: UUID) -> User | Team:
+        """A user or team that was not deleted (``AggregateNotFoundError`` otherwise)."""
+        aggregate = self.repository.get(aggregate_id)
+        if aggregate.deleted:
+            raise AggregateNotFoundError(aggregate_id)
+        return aggregate
+
+    def get_user(self, user_id: UUID) -> User:
+        return self._live(user_id)
+
+    @retry(IntegrityError, **CONFLICT_RETRY)
+    def create_user(
+        self, *, username: str, email: str | None, role: str, timezone: str, team_ids: list[UUID], at: datetime
+    ) -> tuple[User, int]:
+        """Raises ``NameTaken`` when the username or the email is another user's."""
+        user = User(username=username, email=email, role=role, timezone=timezone, team_ids=team_ids, created_at=at)
+        claims = claim_names(self._claim, user.id, "user", {}, {"username": username, "email": email})
+        return user, self.save(user, *claims)[-1].notification.id
+
+    @retry(IntegrityError, **CONFLICT_RETRY)
+    def update_user(self, user_id: UUID, *, team_ids: list[UUID] | None = None, **profile) -> int | None:
+        """Change the given profile fields (username, email, role, timezone) and, unless None, the
+        teams; returns the position, None if nothing changed."""
+        user: User = self._live(user_id)
+        before = {"username": user.username, "email": user.email}
+        values = {name: profile.get(name, getattr(user, name)) for name in ("username", "email", "role", "timezone")}
+        claims = claim_names(self._claim, user.id, "user", before, {name: values[name] for name in before})
+        user.update(**values)
+        if team_ids is not None:
+            user.change_teams(team_ids)
+        recordings = self.save(user, *claims)
+        return recordings[-1].notification.id if recordings else None
+
+    @retry(IntegrityError, **CONFLICT_RETRY)
+    def delete_user(self, user_id: UUID, at: datetime) -> int:
+        """Delete a user and free its username and email for someone else."""
+        user: User = self._live(user_id)
+        claims = claim_names(self._claim, user.id, "user", {"username": user.username, "email": user.email}, {})
+        user.delete(at=at)
+        return self.save(user, *claims)[-1].notification.id
+
+    @retry(IntegrityError, **CONFLICT_RETRY)
+    def create_team(self, *, name: str, email: str | None, avatar_url: str | None, at: datetime) -> tuple[Team, int]:
+        team = Team(name=name, email=email, avatar_url=avatar_url, created_at=at)
+        claims = claim_names(self._claim, team.id, "team", {}, {CLAIM_TEAM_NAME: name})
+        return team, self.save(team, *claims)[-1].notification.id
+
+    @retry(IntegrityError, **CONFLICT_RETRY)
+    def update_team(self, team_id: UUID, **fields) -> int | None:
+        team: Team = self._live(team_id)
+        values = {name: fields.get(name, getattr(team, name)) for name in ("name", "email", "avatar_url")}
+        claims = claim_names(self._claim, team.id, "team", {CLAIM_TEAM_NAME: team.name}, {CLAIM_TEAM_NAME: values["name"]})
+        team.update(**values)
+        recordings = self.save(team, *claims)
+        return recordings[-1].notification.id if recordings else None
+
+    @retry(IntegrityError, **CONFLICT_RETRY)
+    def delete_team(self, team_id: UUID, at: datetime) -> int:
+        """Delete a team: it leaves every user's teams, and its name is free again."""
+        team: Team = self._live(team_id)
+        claims = claim_names(self._claim, team.id, "team", {CLAIM_TEAM_NAME: team.name}, {})
+        team.delete(at=at)
+        return self.save(team, *claims)[-1].notification.id

@@ -77,16 +77,23 @@ def token_digest(token: str) -> str:
 
 
 class ApiToken(Aggregate):
-    """An API token; only its hash is stored, the token itself is shown once."""
+    """An API token; only its hash is stored, the token itself is shown once.
+
+    A token belongs to a user (``user_id``) and acts with that user's role of the moment; tokens
+    created before users existed have none and keep the role they were created with.
+    """
 
     @event("Created")
-    def __init__(self, name: str, role: str, token_hash: str, created_at: datetime):
+    def __init__(
+        self, name: str, role: str, token_hash: str, created_at: datetime, user_id: UUID | None = None
+    ):
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         self.name = name
         self.role = role
         self.token_hash = token_hash
         self.created_at = created_at
+        self.user_id = user_id
         self.revoked = False
         self.revoked_at: datetime | None = None
 

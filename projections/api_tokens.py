@@ -22,9 +22,10 @@ class ApiTokensView(Projection):
 
     @apply.register
     def _(self, e: ApiToken.Created, cur: Cursor, position: int) -> None:
+        user_id = getattr(e, "user_id", None)  # tokens created before users belong to no one
         cur.execute(
-            "INSERT INTO api_tokens (token_hash, uuid, name, role, created_at) VALUES (%s, %s, %s, %s, %s)",
-            (e.token_hash, str(e.originator_id), e.name, e.role, iso(e.created_at)),
+            "INSERT INTO api_tokens (token_hash, uuid, name, role, created_at, user_uuid) VALUES (%s, %s, %s, %s, %s, %s)",
+            (e.token_hash, str(e.originator_id), e.name, e.role, iso(e.created_at), user_id and str(user_id)),
         )
 
     @apply.register

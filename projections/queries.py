@@ -97,7 +97,15 @@ def integration_name_taken(db: Database, name: str, team_id: str | None, except_
 # --- api tokens ---------------------------------------------------------------------------------
 
 def api_token_by_hash(db: Database, token_hash: str) -> dict | None:
-    return db.query_one("SELECT * FROM api_tokens WHERE token_hash = %s AND revoked = 0", (token_hash,))
+    """A valid token; ``name`` and ``role`` are its user's of the moment (``user_id``, ``U...``),
+    or the token's own for a token without a user. A deleted user's tokens are not valid."""
+    return db.query_one(
+        "SELECT t.token_hash, t.uuid, t.created_at, t.revoked, t.revoked_at, t.user_uuid, u.id AS user_id,"
+        " COALESCE(u.username, t.name) AS name, COALESCE(u.role, t.role) AS role, t.name AS token_name"
+        " FROM api_tokens t LEFT JOIN users u ON u.uuid = t.user_uuid"
+        " WHERE t.token_hash = %s AND t.revoked = 0 AND (t.user_uuid IS NULL OR u.deleted = 0)",
+        (token_hash,),
+    )
 
 
 def any_api_token(db: Database) -> bool:

@@ -65,20 +65,80 @@ def cmd_migrate(args) -> int:
     return 0
 
 
-def create_token(runtime: Runtime, name: str, role: str) -> str:
+class CommandError(Exception):
+    """A command cannot do what was asked; the message says why (exit status 1)."""
+
+
+def token_user(runtime: Runtime, username: str, role: str | None, create: bool) -> dict:
+    """The live user a new token belongs to.
+
+    ``create``: the older ``token create --name NAME --role ROLE`` form, where the token's name is
+    also its user's. That user is used if it exists (``role``, if given, must be its role: the
+    token acts with its user's role) and created with ``role`` (default viewer) if not.
+    """
+    from domain.users import DEFAULT_TIMEZONE, NameTaken
+    from projections.users import user_by_username
+
+    user = user_by_username(runtime.db, username)
+    if user is None and create:
+        try:
+            _, position = runtime.config.create_user(
+                username=username, email=None, role=role or "viewer", timezone=DEFAULT_TIMEZONE, team_ids=[],
+                at=datetime.now(timezone.utc),
+            )
+        except NameTaken:  # created meanwhile by another command: use it
+            position = runtime.config.recorder.max_notification_id()
+        runtime.wait_for("config", position)
+        user = user_by_username(runtime.db, username)
+    if user is None:
+        raise CommandError(f"no user {_printable(username)!r}: create it with `tocsin user create` first")
+    if role is not None and role != user["role"]:
+        raise CommandError(
+            f"user {_printable(user['username'])!r} is {_article(user['role'])}; a token acts with its user's role: "
+            "leave out --role, or change the user's role"
+        )
+    return user
+
+
+def _article(role: str) -> str:
+    return f"an {role}" if role[0] in "aeiou" else f"a {role}"
+
+
+def create_token(runtime: Runtime, name: str, role: str | None = None, username: str | None = None) -> str:
+    """A new API token (the secret, shown once) for the user ``username`` or, if None, for the
+    user named ``name``, created with ``role`` if there is none (see ``token_user``)."""
+    return issue_token(runtime, name, token_user(runtime, username or name, role, create=username is None))
+
+
+def issue_token(runtime: Runtime, name: str, user: dict) -> str:
     token = random_token(40)
-    position = runtime.config.create_api_token(name, role, token, at=datetime.now(timezone.utc))
+    position = runtime.config.create_api_token(
+        name, user["role"], token, at=datetime.now(timezone.utc), user_id=UUID(user["uuid"])
+    )
     runtime.wait_for("config", position)  # projects configuration here, server running or not
     return token
 
 
 def cmd_token_create(args) -> int:
+    if args.user is None and args.name is None:
+        print("give --user USERNAME (or --name NAME, for a user of that name)", file=sys.stderr)
+        return 2
+    if args.user is not None and args.role is not None:
+        print("--role goes with --name only: a token acts with its user's role", file=sys.stderr)
+        return 2
+    name = args.name if args.name is not None else args.user
     runtime = _runtime()
     try:
-        print(f"API token '{args.name}' ({args.role}); it is shown only once:")
-        print(create_token(runtime, args.name, args.role))
+        user = token_user(runtime, args.user or name, args.role, create=args.user is None)
+        token = issue_token(runtime, name, user)
+    except CommandError as refused:
+        print(refused, file=sys.stderr)
+        return 1
     finally:
         runtime.close()
+    print(f"API token '{_printable(name)}' of user {user['id']} '{_printable(user['username'])}' ({user['role']});"
+          " it is shown only once:")
+    print(token)
     return 0
 
 
@@ -140,6 +200,119 @@ def cmd_token_revoke(args) -> int:
         print(f"Revoked {described}; a running server refuses it within {TOKEN_CACHE_SECONDS:g} seconds.")
     finally:
         runtime.close()
+    return 0
+
+
+def _refusals(messages: dict) -> str:
+    """A schema's field errors, one ``field: message`` per line."""
+    return "\n".join(
+        f"{field}: {' '.join(map(str, errors.values() if isinstance(errors, dict) else errors))}"
+        for field, errors in messages.items()
+    )
+
+
+def _table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join([cell.ljust(width) for cell, width in zip(row, widths)] + [row[-1]]))
+
+
+def cmd_user_create(args) -> int:
+    """Create a user, validated as the API validates one."""
+    from marshmallow import ValidationError
+
+    from domain.users import DEFAULT_TIMEZONE, NameTaken
+    from projections.users import team_by_id, team_by_name, user_by_username
+    from web.api.users import UserWriteSchema
+
+    fields = {"username": args.username, "email": args.email, "role": args.role, "timezone": args.timezone}
+    try:
+        data = UserWriteSchema().load({name: value for name, value in fields.items() if value is not None})
+    except ValidationError as invalid:
+        print(_refusals(invalid.messages), file=sys.stderr)
+        return 2
+    runtime = _runtime()
+    try:
+        teams = [team_by_id(runtime.db, ref.strip().upper()) or team_by_name(runtime.db, ref) for ref in args.team]
+        unknown = [ref for ref, team in zip(args.team, teams) if team is None]
+        if unknown:
+            print(f"no team {', '.join(repr(_printable(ref)) for ref in unknown)}", file=sys.stderr)
+            return 1
+        try:
+            user, position = runtime.config.create_user(
+                username=data["username"], email=data.get("email"), role=data.get("role", "viewer"),
+                timezone=data.get("timezone", DEFAULT_TIMEZONE), team_ids=[UUID(team["uuid"]) for team in teams],
+                at=datetime.now(timezone.utc),
+            )
+        except NameTaken as taken:
+            print(f"{taken.field}: {taken}", file=sys.stderr)
+            return 1
+        runtime.wait_for("config", position)
+        row = user_by_username(runtime.db, data["username"])
+    finally:
+        runtime.close()
+    print(f"User {row['id']} '{_printable(row['username'])}' ({row['role']}) created;"
+          f" a token for it: tocsin token create --user {_printable(row['username'])!r}")  # fmt: skip
+    return 0
+
+
+def cmd_user_list(args) -> int:
+    from projections.users import users_page
+
+    runtime = _runtime()
+    try:
+        users = users_page(runtime.db, {}, 1, 2**31 - 1).rows
+    finally:
+        runtime.close()
+    rows = [("ID", "USERNAME", "ROLE", "EMAIL", "TIMEZONE", "TEAMS")]
+    rows += [
+        (u["id"], _printable(u["username"]), u["role"], _printable(u["email"] or "-"), u["timezone"],
+         ",".join(u["teams"]) or "-")
+        for u in users
+    ]  # fmt: skip
+    _table(rows)
+    return 0
+
+
+def cmd_team_create(args) -> int:
+    from marshmallow import ValidationError
+
+    from domain.users import NameTaken
+    from projections.users import team_by_name
+    from web.api.teams import TeamWriteSchema
+
+    fields = {"name": args.name, "email": args.email}
+    try:
+        data = TeamWriteSchema().load({name: value for name, value in fields.items() if value is not None})
+    except ValidationError as invalid:
+        print(_refusals(invalid.messages), file=sys.stderr)
+        return 2
+    runtime = _runtime()
+    try:
+        try:
+            _, position = runtime.config.create_team(
+                name=data["name"], email=data.get("email"), avatar_url=None, at=datetime.now(timezone.utc)
+            )
+        except NameTaken as taken:
+            print(f"{taken.field}: {taken}", file=sys.stderr)
+            return 1
+        runtime.wait_for("config", position)
+        row = team_by_name(runtime.db, data["name"])
+    finally:
+        runtime.close()
+    print(f"Team {row['id']} '{_printable(row['name'])}' created")
+    return 0
+
+
+def cmd_team_list(args) -> int:
+    from projections.users import teams_page
+
+    runtime = _runtime()
+    try:
+        teams = teams_page(runtime.db, None, 1, 2**31 - 1).rows
+    finally:
+        runtime.close()
+    _table([("ID", "NAME", "EMAIL")] + [(t["id"], _printable(t["name"]), _printable(t["email"] or "-")) for t in teams])
     return 0
 
 
@@ -404,11 +577,34 @@ def build_parser() -> argparse.ArgumentParser:
     timeline.add_argument("alert_group_id")
     timeline.set_defaults(func=cmd_timeline)
 
+    user = sub.add_parser("user", help="users (each API token belongs to one)")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    user_create = user_sub.add_parser("create", help="create a user")
+    user_create.add_argument("--username", required=True)
+    user_create.add_argument("--email")
+    user_create.add_argument("--role", choices=ROLES, default="viewer")
+    user_create.add_argument("--timezone", help="an IANA time zone such as Europe/Paris (default UTC)")
+    user_create.add_argument("--team", action="append", default=[], metavar="TEAM",
+                             help="a team (its id T... or its name) the user belongs to; repeat for more")  # fmt: skip
+    user_create.set_defaults(func=cmd_user_create)
+    user_sub.add_parser("list", help="list users").set_defaults(func=cmd_user_list)
+
+    team = sub.add_parser("team", help="teams")
+    team_sub = team.add_subparsers(dest="team_command", required=True)
+    team_create = team_sub.add_parser("create", help="create a team")
+    team_create.add_argument("--name", required=True)
+    team_create.add_argument("--email")
+    team_create.set_defaults(func=cmd_team_create)
+    team_sub.add_parser("list", help="list teams").set_defaults(func=cmd_team_list)
+
     token = sub.add_parser("token", help="API tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)
-    create = token_sub.add_parser("create", help="create an API token and print it once")
-    create.add_argument("--name", required=True)
-    create.add_argument("--role", choices=ROLES, default="viewer")
+    create = token_sub.add_parser("create", help="create an API token of a user and print it once")
+    create.add_argument("--user", metavar="USERNAME", help="the user the token belongs to (and acts as)")
+    create.add_argument(
+        "--name", help="the token's name (default: the username); without --user, also the user's, created if missing"
+    )
+    create.add_argument("--role", choices=ROLES, help="without --user: the role of a user created for --name (viewer)")
     create.set_defaults(func=cmd_token_create)
     listing = token_sub.add_parser("list", help="list API tokens (id, name, role, created, revoked; never the secret)")
     listing.set_defaults(func=cmd_token_list)

@@ -22,6 +22,7 @@ from projections.follower_status import FollowerStatus, follower_states
 from projections.integrations import HeartbeatsView, IntegrationsView
 from projections.runner import ProjectionRunner, wait_for_position
 from projections.timeline import TimelineView
+from projections.users import UsersView
 from workers.ingest import IngestProcessor
 from workers.ticker import Ticker
 
@@ -54,7 +55,7 @@ class Runtime:
                 self.alerting,
                 [AlertGroupsView(), AlertsView(), TimelineView(), DeadlinesView(), HeartbeatsView()],
             ),
-            "config": ProjectionRunner(self.db, self.config, [IntegrationsView(), ApiTokensView()]),
+            "config": ProjectionRunner(self.db, self.config, [IntegrationsView(), ApiTokensView(), UsersView()]),
         }
         self.ingest = IngestProcessor(self.inbox, self.alerting, self.config)
         self.ticker = Ticker(self.db, self.alerting, self.ingest)

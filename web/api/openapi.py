@@ -90,6 +90,51 @@ def _add_template_preview_and_demo(spec: APISpec) -> None:
     )  # fmt: skip
 
 
+def _add_users_and_teams(spec: APISpec) -> None:
+    from web.api.teams import TeamPageSchema, TeamSchema, TeamWriteSchema
+    from web.api.users import ShortUserSchema, UserPageSchema, UserSchema, UserWriteSchema
+
+    for name, schema in (
+        ("User", UserSchema),
+        ("ShortUser", ShortUserSchema),
+        ("UserPage", UserPageSchema),
+        ("UserWrite", UserWriteSchema),
+        ("Team", TeamSchema),
+        ("TeamPage", TeamPageSchema),
+        ("TeamWrite", TeamWriteSchema),
+    ):
+        spec.components.schema(name, schema=schema)
+    for plural, single, filters, note in (
+        ("users", "User", ("username", "email", "roles", "short", "page", "perpage"),
+         "username and email match regardless of case; roles (repeatable) takes admin, editor, viewer or "
+         "OnCall's numbers 0, 1, 2; short=true gives the compact form (no slack, timezone, teams); 100 a page"),
+        ("teams", "Team", ("name", "page", "perpage"), "name matches exactly; 50 a page"),
+    ):  # fmt: skip
+        body = {"required": True, "content": {"application/json": {"schema": f"{single}Write"}}}
+        spec.path(
+            f"/api/v1/{plural}/",
+            operations={
+                "get": {"summary": f"List {plural}: {note}", "parameters": _query(filters),
+                        "responses": _ok(f"{single}Page")},
+                "post": {"summary": f"Create a {single.lower()} (admins)", "requestBody": body,
+                         "responses": _ok(single, "201")},
+            },
+        )  # fmt: skip
+        current = " (`current`: the caller's own)" if plural == "users" else ""
+        spec.path(
+            f"/api/v1/{plural}/{{id}}/", parameters=_path_id("id"),
+            operations={
+                "get": {"summary": f"Get a {single.lower()}{current}", "responses": _ok(single)},
+                "put": {"summary": f"Update a {single.lower()} (admins; fields left out are kept)",
+                        "requestBody": body, "responses": _ok(single)},
+                "patch": {"summary": f"Update a {single.lower()} (admins)", "requestBody": body,
+                          "responses": _ok(single)},
+                "delete": {"summary": f"Delete a {single.lower()} (admins)",
+                           "responses": {"204": {"description": "Deleted"}, **_errors()}},
+            },
+        )  # fmt: skip
+
+
 def build_spec() -> dict:
     spec = APISpec(
         title="Tocsin public API",
@@ -158,6 +203,7 @@ def build_spec() -> dict:
         },
     )
     _add_template_preview_and_demo(spec)
+    _add_users_and_teams(spec)
     return spec.to_dict()
 
 
