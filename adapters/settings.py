@@ -87,9 +87,10 @@ class Settings:
                 # Fail fast instead of queueing forever behind a stuck writer (then 503).
                 POSTGRES_LOCK_TIMEOUT="5",
                 POSTGRES_CONNECT_TIMEOUT="5",
-                # No pre-ping: it doubles the round trips of every save and load; a broken
-                # connection fails the command, which the caller retries (ingest, projections)
-                # or answers with 503 (inbound).
+                # No pre-ping: it doubles the round trips of every save and load. After an
+                # outage, the runtime's reachability probe replaces dropped connections before
+                # requests are let through again; a connection that breaks later fails its
+                # command, which the caller retries (ingest, projections) or answers with 503.
                 POSTGRES_PRE_PING="n",
                 # Small pools: every process builds three applications (one writer thread each
                 # on the hot path, thanks to group commit and batched ingest).
