@@ -224,6 +224,8 @@ def test_viewers_and_editors_read_but_only_admins_change_users_and_teams(app, cl
         ({"username": "ok", "email": "a\x00@example.com"}, "email"),
         ({"username": "ok", "role": "owner"}, "role"),
         ({"username": "ok", "role": 10**400}, "role"),
+        ({"username": "ok", "role": "admin" * 100_000}, "role"),
+        ({"username": "ok", "timezone": "Europe/" * 100_000}, "timezone"),
         ({"username": "ok", "timezone": "Mars/Olympus_Mons"}, "timezone"),
         ({"username": "ok", "timezone": "../../../etc/passwd"}, "timezone"),
         ({"username": "ok", "timezone": "Europe/Paris\x00"}, "timezone"),
@@ -238,7 +240,10 @@ def test_invalid_users_are_refused_with_a_field_error(client, body, field):
     assert response.status_code == 400, response.get_json()
     errors = response.get_json()
     assert list(errors) == [field], errors
-    assert all(isinstance(message, str) for message in errors[field]) or isinstance(errors[field], dict)
+    messages = errors[field]
+    if isinstance(messages, dict):  # a list field's errors are per index
+        messages = [message for per_item in messages.values() for message in per_item]
+    assert messages and all(isinstance(message, str) and len(message) < 200 for message in messages), messages
     assert usernames(client) == ["admin"]
 
 
@@ -263,7 +268,7 @@ def test_taken_names_and_hostile_bodies_are_refused(client):
         for raw in (deep, '{"username": ' + deep + "}", "[]", "null", "not json", '"text"'):
             response = client.post(path, data=raw, content_type="application/json")
             assert response.status_code == 400, (path, raw[:20])
-            assert "detail" in response.get_json() or response.get_json()
+            assert list(response.get_json()) == ["detail"], (path, raw[:20])
     assert usernames(client) == ["admin", "alice"]
     # Query strings are data too.
     assert usernames(client, "?username=%00") == []

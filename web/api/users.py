@@ -44,6 +44,11 @@ def email_address(value: str) -> None:
     _email(value)
 
 
+def known_role(value: str) -> None:
+    if value not in ROLES:
+        raise ValidationError(f'"{value[:100]}" is not a valid choice.')  # quoted short: never echo a huge text
+
+
 def known_timezone(value: str) -> None:
     if not is_timezone(value):
         raise ValidationError(f'"{value[:100]}" is not a valid time zone.')
@@ -61,7 +66,7 @@ class UserWriteSchema(Schema):
                   printable_name],
     )  # fmt: skip
     email = Text(allow_none=True, validate=email_address)
-    role = Text(validate=validate.OneOf(ROLES, error='"{input}" is not a valid choice.'))
+    role = Text(validate=known_role, metadata={"enum": list(ROLES)})
     timezone = Text(validate=known_timezone)
     teams = fields.List(
         Text(validate=validate.Length(max=100)),
