@@ -204,7 +204,26 @@ def build_spec() -> dict:
     )
     _add_template_preview_and_demo(spec)
     _add_users_and_teams(spec)
-    return spec.to_dict()
+    return _with_common_errors(spec.to_dict())
+
+
+def _error(description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _with_common_errors(document: dict) -> dict:
+    """Every operation can answer 400 (a malformed body or filter) and 403 (token or role);
+    every operation on one object 404 (no such id)."""
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            responses = operation["responses"]
+            responses.setdefault("400", _error("Invalid request"))
+            responses.setdefault("403", _error("Invalid token or role"))
+            if "{" in path:
+                responses.setdefault("404", _error("Not found"))
+    return document
 
 
 @lru_cache(maxsize=1)

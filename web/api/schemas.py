@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from domain.heartbeat import TIMEOUT_OPTIONS
 from domain.integrations import CHANNEL_ATTRIBUTES, TEMPLATE_FIELDS
@@ -47,6 +47,11 @@ class PageSchema(Schema):
 
 
 class ErrorSchema(Schema):
+    """``{"detail": "..."}``, or field errors ``{"<field>": ["..."]}`` (Django REST framework's shapes)."""
+
+    class Meta:
+        unknown = INCLUDE  # the document then allows the field names beside ``detail``
+
     detail = fields.Raw()
 
 
