@@ -17,6 +17,8 @@ from werkzeug.exceptions import HTTPException
 from web import RETRY_AFTER_SECONDS, runtime
 
 GUARDED_PREFIXES = ("/api/", "/integrations/")
+# Where failures answer JSON: the guarded paths, and what monitoring reads.
+JSON_PREFIXES = (*GUARDED_PREFIXES, "/health", "/metrics")
 UNAVAILABLE_DETAIL = "The database is unavailable right now; retry later."
 
 
@@ -49,6 +51,8 @@ def _refuse_while_unreachable():
 def _unexpected(exc: Exception):
     if isinstance(exc, HTTPException):
         return exc  # answered by the HTTP error handlers
+    if not request.path.startswith(JSON_PREFIXES):
+        raise exc  # pages for people (the dashboard) keep Flask's own error page
     if database_unavailable(exc):
         current_app.logger.warning("database unavailable: %s", str(exc).strip() or type(exc).__name__)
         return unavailable_response()
