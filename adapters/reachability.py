@@ -40,6 +40,8 @@ class DatabaseReachability:
         self._lock = threading.Lock()
 
     def start(self) -> None:
+        if self._thread is not None:  # asked on every request: no lock once started
+            return
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="tocsin-db-probe", daemon=True)
