@@ -345,3 +345,37 @@ def test_openapi_document_is_valid(client):
 
     validator.validate(client.get("/api/v1/openapi.json").get_json())
 
+
+
+def test_without_an_inbound_domain_an_email_integration_shows_an_address_at_this_host(
+    runtime, client, monkeypatch
+):
+    """The SMTP receiver takes any domain then; the address must still say where to send mail."""
+    import smtplib
+    import socket
+    from dataclasses import replace
+
+    from workers.smtp import SMTPReceiver
+
+    assert runtime.settings.inbound_email_domain is None
+    mail = create(client, type="inbound_email", name="Mail").get_json()
+    (row,) = runtime.db.query("SELECT token FROM integrations WHERE id = %s", (mail["id"],))
+    assert (mail["link"], mail["inbound_email"]) == (None, f"{row['token']}@tocsin.test")
+
+    # `make run` has no host name: an IP address becomes an address literal, which mail takes.
+    monkeypatch.setattr(runtime, "settings", replace(runtime.settings, base_url="http://127.0.0.1:8080"))
+    address = get(client, mail["id"])["inbound_email"]
+    assert address == f"{row['token']}@[127.0.0.1]"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    receiver = SMTPReceiver(runtime, f"127.0.0.1:{port}")
+    receiver.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            message = f"From: cron@example.com\r\nTo: {address}\r\nSubject: Backup failed\r\n\r\nexit 1\r\n"
+            smtp.sendmail("cron@example.com", [address], message.encode())
+    finally:
+        receiver.stop()
+    (group,) = wait_for_groups(client, mail["id"], 1)
+    assert group["title"] == "Backup failed"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import datetime, timezone
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from flask import Response, jsonify, request
@@ -30,8 +32,8 @@ def serialise(row: dict) -> dict:
     if row["type"] not in NO_URL_TYPES:
         link = f"{settings.base_url}/integrations/v1/{slug}/{row['token']}/"
     inbound_email = None
-    if row["type"] == "inbound_email" and settings.inbound_email_domain:
-        inbound_email = f"{row['token']}@{settings.inbound_email_domain}"
+    if row["type"] == "inbound_email":
+        inbound_email = f"{row['token']}@{settings.inbound_email_domain or _mail_host(settings)}"
     return integration_schema.dump(
         {
             **row,
@@ -51,6 +53,17 @@ def serialise(row: dict) -> dict:
             "maintenance_end_at": None,
         }
     )
+
+
+def _mail_host(settings) -> str:
+    """Where mail reaches this server when no inbound domain is set: the SMTP receiver then takes
+    any domain, so the host of the base URL names it (an IP address as an address literal)."""
+    host = urlsplit(settings.base_url).hostname or settings.host
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    return f"[IPv6:{host}]" if ":" in host else f"[{host}]"
 
 
 def _heartbeat(row: dict, link: str | None, kind) -> dict | None:
