@@ -78,6 +78,16 @@ def state_counts(db: Database, filters: dict) -> dict[str, int]:
     return counts
 
 
+def alert_groups_version(db: Database) -> int:
+    """Where the alert-group view is in its upstream: its rows change only when this moves, so
+    what was read at one version can be served again while it stays."""
+    row = db.query_one(
+        "SELECT position FROM projection_tracking WHERE projection = %s AND upstream = %s",
+        ("alert_groups", "alerting"),
+    )
+    return int(row["position"]) if row else 0
+
+
 def alerts_of_group(db: Database, alert_group_id: str, limit: int) -> list[dict]:
     """The group's newest ``limit`` alerts, newest first."""
     return db.query(

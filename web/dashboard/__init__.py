@@ -78,6 +78,8 @@ def _configure(state) -> None:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
         PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+        # A session lasts SESSION_LIFETIME from sign-in: no cookie to sign again on every poll.
+        SESSION_REFRESH_EACH_REQUEST=False,
     )
 
 

@@ -7,16 +7,17 @@ from datetime import date, datetime, time, timedelta, timezone
 from urllib.parse import urlencode
 from uuid import UUID
 
-from flask import Response, jsonify, redirect, render_template, request, session, url_for
+from flask import Response, current_app, jsonify, redirect, render_template, request, session, url_for
 from marshmallow import ValidationError
 
+from adapters.expiring_cache import ExpiringCache
 from domain.alert_group import ActionRefused
 from domain.configuration import token_digest
 from domain.heartbeat import DEFAULT_TIMEOUT, STATUS_NOT_ARMED
 from domain.integrations import INTEGRATION_TYPES, TEMPLATE_FIELDS, effective_templates, render_appearance
 from projections import insights as read
 from projections.db import iso
-from projections.queries import alert_group, api_token_by_hash, integration_by_id, integrations_page, timeline
+from projections.queries import Page, alert_group, api_token_by_hash, integration_by_id, integrations_page, timeline
 from web import runtime
 from web.api import ApiError
 from web.api.alert_groups import act_on_group
@@ -49,6 +50,8 @@ ACTIONS = ("acknowledge", "unacknowledge", "resolve", "unresolve", "silence", "u
 INSIGHT_PERIODS = {7: "Last 7 days", 30: "Last 30 days", 90: "Last 90 days"}
 EDITOR_FIELDS = ("web.title", "web.message", "grouping_key", "resolve_signal", "acknowledge_signal", "source_link")
 FILTER_NAMES = ("state", "integration", "from", "to", "q")
+LIST_CACHE_SECONDS = 60.0
+LISTS_EXTENSION = "tocsin_dashboard_lists"
 
 
 class BadFilter(ValueError):
@@ -140,10 +143,22 @@ def _page_number() -> int:
     return min(max(number, 1), MAX_PAGE)
 
 
+def _list_rows(filters: dict, number: int) -> tuple[Page, dict[str, int]]:
+    """A page of groups and the counts per state, read again only when the view has moved on:
+    every open list polls, and most polls find nothing new."""
+    db = runtime().db
+    # One cache per app (so per database), keyed by the view's version: never stale.
+    lists = current_app.extensions.setdefault(LISTS_EXTENSION, ExpiringCache(ttl=LIST_CACHE_SECONDS, maxsize=512))
+    key = (read.alert_groups_version(db), tuple(sorted(filters.items())), number)
+    return lists.get_or_load(
+        key, lambda: (read.group_list_page(db, filters, number, PAGE_SIZE), read.state_counts(db, filters))
+    )
+
+
 def _list_context() -> dict:
     filters, form = _list_filters()
     db = runtime().db
-    page = read.group_list_page(db, filters, _page_number(), PAGE_SIZE)
+    page, counts = _list_rows(filters, _page_number())
     kept = {name: value for name, value in form.items() if value}
 
     def page_link(number: int) -> str:
@@ -152,12 +167,14 @@ def _list_context() -> dict:
     return {
         "page": page,
         "form": form,
-        "counts": read.state_counts(db, filters),
+        "counts": counts,
         "integrations": read.integration_names(db),
         "states": read.STATES,
         "state_labels": STATE_LABELS,
         "page_link": page_link,
         "live_url": url_for("dashboard.alert_groups_live") + ("?" + urlencode({**kept, "page": page.number})),
+        # Built once, not per row: url_for is a good part of a page's time.
+        "group_path": url_for("dashboard.alert_groups") + "alert-groups/",
     }
 
 
