@@ -45,8 +45,10 @@ def test_token_lookups_and_the_group_list_answer_in_full_throughout_a_replay(run
         lambda: client.get(list_url).get_json()["count"] == GROUPS, timeout=120, describe=f"{GROUPS} groups"
     )
     admin = client.environ_base["HTTP_AUTHORIZATION"]
+    (acted_on,) = client.get(list_url).get_json()["results"]
 
     answers: list[tuple[str, int, object]] = []
+    actions: list[str] = []
     stop = threading.Event()
 
     def read_all_the_time() -> None:
@@ -60,25 +62,42 @@ def test_token_lookups_and_the_group_list_answer_in_full_throughout_a_replay(run
             answers.append(("alert groups", groups.status_code, body.get("count")))
             time.sleep(0.005)
 
-    reader = threading.Thread(target=read_all_the_time)
-    reader.start()
+    def act_all_the_time() -> None:
+        # Each action waits for its projection, which the replay holds up until it commits.
+        actor = app.test_client()
+        while not stop.is_set():
+            action = ("acknowledge", "unacknowledge")[len(actions) % 2]
+            response = actor.post(f"/api/v1/alert_groups/{acted_on['id']}/{action}", headers={"Authorization": admin})
+            answers.append(("action", response.status_code, None))
+            if response.status_code == 200:
+                actions.append(action)
+
+    workers = [threading.Thread(target=read_all_the_time), threading.Thread(target=act_all_the_time)]
+    for worker in workers:
+        worker.start()
     try:
         time.sleep(0.1)
+        before = len(answers)
         began = time.monotonic()
         replayed = runtime.rebuild_read_models()
         took = time.monotonic() - began
-        seen_during = len(answers)
+        seen_during = len(answers) - before
         time.sleep(0.1)
     finally:
         stop.set()
-        reader.join(timeout=30)
+        for worker in workers:
+            worker.join(timeout=30)
 
     assert replayed["alerting"] >= 3 * GROUPS, replayed
     assert seen_during >= 10, f"only {seen_during} answers during a {took:.2f}s replay"
     pages = [status for kind, status, _ in answers if kind == "integration page"]
     lists = [(status, count) for kind, status, count in answers if kind == "alert groups"]
+    acts = [status for kind, status, _ in answers if kind == "action"]
     assert set(pages) == {200}, f"integration URL answered {sorted(set(pages))} during the replay"
     assert set(lists) == {(200, GROUPS)}, f"alert group list answered {sorted(set(lists))[:5]}"
+    assert set(acts) == {200}, f"actions answered {sorted(set(acts))}"
+    expected = "acknowledged" if actions[-1] == "acknowledge" else "firing"
+    assert client.get(f"/api/v1/alert_groups/{acted_on['id']}/").get_json()["state"] == expected
 
 
 def test_a_failed_replay_leaves_the_old_read_models(runtime, client, make_integration, monkeypatch):
