@@ -50,7 +50,9 @@ class SingletonLock:
             try:
                 if self._conn is None or self._conn.closed:
                     self._conn = psycopg.connect(self.conninfo, autocommit=True, **CONNECT_OPTIONS)
-                row = self._conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (f"tocsin-{self.name}",)).fetchone()
+                row = self._conn.execute(
+                    "SELECT pg_try_advisory_lock(hashtext(%s))", (f"tocsin-{self.name}",)
+                ).fetchone()
             except psycopg.Error as exc:
                 log.warning("cannot reach the database for the %s lock: %s", self.name, str(exc).strip())
                 self.release()

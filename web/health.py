@@ -36,13 +36,23 @@ def health():
     return _answer(body, 503 if stuck else 200)
 
 
+FOLLOWER_SERIES = (  # (name, type, state field, help)
+    ("tocsin_follower_lag", "gauge", "lag",
+     "Events the follower has yet to handle (its upstream's newest minus its position)."),
+    ("tocsin_follower_errors_total", "counter", "error_count",
+     "Failures the follower has reported (each retried)."),
+    ("tocsin_follower_stuck", "gauge", "stuck",
+     "1 while the follower is stuck (failing for seconds, or behind and silent)."),
+)
+
+
 def follower_metrics(family, label) -> list[str]:
     """Prometheus lines for every follower: lag (gauge), errors (counter), stuck (gauge)."""
     followers = runtime().follower_states()
-    lines = family("tocsin_follower_lag", "gauge", "Events the follower has yet to handle (its upstream's newest minus its position).")
-    lines += [f'tocsin_follower_lag{{follower="{label(name)}"}} {state["lag"]}' for name, state in followers.items() if state["lag"] is not None]
-    lines += family("tocsin_follower_errors_total", "counter", "Failures the follower has reported (each retried).")
-    lines += [f'tocsin_follower_errors_total{{follower="{label(name)}"}} {state["error_count"]}' for name, state in followers.items()]
-    lines += family("tocsin_follower_stuck", "gauge", "1 while the follower is stuck (failing for seconds, or behind and silent).")
-    lines += [f'tocsin_follower_stuck{{follower="{label(name)}"}} {int(state["stuck"])}' for name, state in followers.items()]
+    lines = []
+    for name, kind, field, help_text in FOLLOWER_SERIES:
+        lines += family(name, kind, help_text)
+        for follower, state in followers.items():
+            if state[field] is not None:  # the ticker has no lag
+                lines.append(f'{name}{{follower="{label(follower)}"}} {int(state[field])}')
     return lines

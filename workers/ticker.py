@@ -10,8 +10,8 @@ from uuid import UUID
 
 from domain.applications import Alerting
 from projections.db import Database, iso
-from projections.follower_status import FollowerStatus
 from projections.deadlines import KIND_HEARTBEAT, KIND_UNSILENCE, due_deadlines
+from projections.follower_status import FollowerStatus
 from workers.ingest import IngestProcessor
 
 log = logging.getLogger(__name__)

@@ -51,7 +51,12 @@ def test_an_unavailable_store_is_a_json_503_with_retry_after(client, make_integr
 
 def test_any_other_failure_is_a_json_500(client, make_integration, monkeypatch):
     integration = make_integration("alertmanager")
-    for exc in (RuntimeError("a bug"), persistence.IntegrityError("a conflict nobody retried"), sqlite3.OperationalError("no such table: alert_groups")):
+    failures = (
+        RuntimeError("a bug"),
+        persistence.IntegrityError("a conflict nobody retried"),
+        sqlite3.OperationalError("no such table: alert_groups"),
+    )
+    for exc in failures:
         break_alert_group_list(monkeypatch, exc)
         break_alert_intake(monkeypatch, exc)
         for response in (client.get("/api/v1/alert_groups/"), client.post(inbound_path(integration), json=FIRING)):

@@ -181,7 +181,8 @@ def test_an_outage_answers_503_within_2s_and_accepting_resumes_within_5s(runtime
 
         statuses = []
         for number in range(20):
-            statuses.append(client.post("/api/v1/integrations/", json={"type": "webhook", "name": f"w{number}"}).status_code)
+            created = client.post("/api/v1/integrations/", json={"type": "webhook", "name": f"w{number}"})
+            statuses.append(created.status_code)
             statuses.append(client.get("/api/v1/alert_groups/").status_code)
             statuses.append(client.post(alert_url, json=FIRING).status_code)
         assert set(statuses) <= {200, 201}, statuses

@@ -37,7 +37,8 @@ def test_token_lookups_and_the_group_list_answer_in_full_throughout_a_replay(run
 
     integration = make_integration("alertmanager")
     path = inbound_path(integration)
-    integration_uuid = UUID(runtime.db.query_one("SELECT uuid FROM integrations WHERE id = %s", (integration["id"],))["uuid"])
+    row = runtime.db.query_one("SELECT uuid FROM integrations WHERE id = %s", (integration["id"],))
+    integration_uuid = UUID(row["uuid"])
     for start in range(0, GROUPS, 200):
         runtime.inbox.save(*(_received(integration_uuid, n) for n in range(start, start + 200)))
     list_url = f"/api/v1/alert_groups/?integration_id={integration['id']}&perpage=1"
