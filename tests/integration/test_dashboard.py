@@ -178,6 +178,7 @@ def test_the_list_filters_searches_counts_and_pages(app, client, make_integratio
     assert len(rows("/?q=100%25")) == 1 and len(rows("/?q=%25")) == 1, "% taken literally"
     assert len(rows("/?from=2000-01-01&to=2999-12-31")) == 25
     assert rows("/?to=2000-01-01") == []
+    assert len(rows("/?from=0001-01-01&to=9999-12-31")) == 25, "the first and last days there are"
     live = browser.get("/alert-groups/live?state=acknowledged", headers={"X-Requested-With": "fetch"})
     assert live.status_code == 200 and first["id"] in live.get_data(as_text=True)
     assert "<html" not in live.get_data(as_text=True), "the live part is a fragment"

@@ -126,8 +126,9 @@ def _list_filters() -> tuple[dict, dict]:
     if form["from"]:
         filters["started_after"] = iso(datetime.combine(_day(form["from"], "from"), time(), timezone.utc))
     if form["to"]:  # the whole day named is included
-        end = datetime.combine(_day(form["to"], "to"), time(), timezone.utc) + timedelta(days=1)
-        filters["started_before"] = iso(end)
+        last = _day(form["to"], "to")
+        if last < date.max:  # the last day there is: no end
+            filters["started_before"] = iso(datetime.combine(last + timedelta(days=1), time(), timezone.utc))
     if form["q"]:
         if len(form["q"]) > read.MAX_SEARCH_LENGTH:
             raise BadFilter(f"the search can be at most {read.MAX_SEARCH_LENGTH} characters")
@@ -360,7 +361,7 @@ def _integration_context(row: dict, error: str | None = None, values: dict | Non
         editor.append({"name": name, "source": source, "custom": bool(row["templates"].get(name)),
                        "main": name in EDITOR_FIELDS})
     editor.sort(key=lambda item: (not item["main"], EDITOR_FIELDS.index(item["name"]) if item["main"] else 0))
-    counts = read.groups_by_integration_and_state(runtime().db)
+    counts = read.state_counts(runtime().db, {"integration_id": row["id"]})
     return {
         "integration": shown,
         "row": row,
@@ -369,7 +370,7 @@ def _integration_context(row: dict, error: str | None = None, values: dict | Non
         "heartbeat_status": row.get("heartbeat_status") or STATUS_NOT_ARMED,
         "can_demo": kind is not None and kind.example_payload is not None,
         "editor": editor,
-        "counts": {state: counts.get((row["id"], state), 0) for state in read.STATES},
+        "counts": counts,
         "state_labels": STATE_LABELS,
         "error": error,
         "created": request.args.get("created") == "1",
