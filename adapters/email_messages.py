@@ -68,6 +68,18 @@ def address_of(value: str | None) -> str:
     return addresses[0] if addresses else parseaddr(value)[1]
 
 
+# What the standard library's header parser raises on some defective headers (a bug of its own).
+HEADER_PARSE_ERRORS = (IndexError, ValueError, TypeError, AttributeError, LookupError)
+
+
+def _raw_header(message: EmailMessage, name: str) -> str:
+    """The first ``name`` header as it was sent (unfolded), without the parser."""
+    for key, value in message.raw_items():
+        if key.lower() == name.lower():
+            return " ".join(str(value).split())
+    return ""
+
+
 def parse_mime(raw: bytes, envelope_sender: str | None = None, recipients: tuple[str, ...] = ()) -> InboundEmail:
     """A raw RFC 5322 message: subject, the text/plain and text/html bodies, the From address."""
     message = email.message_from_bytes(raw, policy=email.policy.default)
@@ -78,15 +90,21 @@ def parse_mime(raw: bytes, envelope_sender: str | None = None, recipients: tuple
         if from_header is not None:
             addresses = getattr(from_header, "addresses", ())
             sender = addresses[0].addr_spec if addresses else address_of(str(from_header))
-    except (IndexError, ValueError, TypeError):  # a defective From header
-        sender = ""
+    except HEADER_PARSE_ERRORS:  # a defective From header
+        sender = address_of(_raw_header(message, "From"))
     if "@" not in sender and envelope_sender:
         sender = envelope_sender
     if not recipients:
-        headers = [str(value) for name in ("To", "Cc") for value in message.get_all(name, [])]
+        # Unparsed: the header parser fails on some defective address lists; these are only read
+        # for their addresses.
+        headers = [clean(value) for name, value in message.raw_items() if name.lower() in ("to", "cc")]
         recipients = tuple(addr for _, addr in getaddresses(headers) if addr)
+    try:
+        subject = str(message.get("Subject", "") or "")
+    except HEADER_PARSE_ERRORS:
+        subject = _raw_header(message, "Subject")
     return InboundEmail(
-        subject=clean(str(message.get("Subject", "") or "")),
+        subject=clean(subject),
         text=clean(_part_text(message, "plain")),
         html=clean(_part_text(message, "html")),
         sender=clean(sender),
@@ -109,5 +127,5 @@ def token_for(recipients: tuple[str, ...] | list[str], domain: str | None) -> st
     for recipient in recipients:
         local, at, host = address_of(recipient).rpartition("@")
         if at and local and (domain is None or host.lower() == domain.lower()):
-            return local
+            return clean(local)  # a lone surrogate (from a JSON escape) could not even be looked up
     return None

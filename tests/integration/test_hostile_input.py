@@ -298,6 +298,24 @@ def test_ses_content_with_a_lone_surrogate_is_stored_safely(runtime, client, mak
     assert group["title"].startswith("odd ") and group["title"].endswith(" subject")
 
 
+def test_defective_address_headers_in_a_raw_message_do_not_lose_the_mail(runtime, client, make_integration):
+    """The standard library's header parser raises on ``Cc: team:;x`` and ``To: ops <``."""
+    mail = make_integration("inbound_email")
+    token = token_of(runtime, mail)
+    raw = (f"From: monitor <monitor@example.com\r\nTo: {token}@mail.example.com, ops <\r\n"
+           "Cc: I+|:w;T0\r\nSubject: Backup failed\r\n\r\nexit 1\r\n")  # fmt: skip
+    response = post_form(client, "/integrations/v1/inbound_email_webhook?provider=sendgrid", {"email": raw, "to": ""})
+    assert (response.status_code, response.get_json()) == (200, "OK")
+    (group,) = wait_for_groups(client, mail["id"], 1)
+    assert group["title"] == "Backup failed"
+
+
+def test_a_recipient_with_a_lone_surrogate_is_an_unknown_integration(client):
+    body = sns({**RECEIVED, "receipt": {"recipients": ["ab\ud800cd@x.example"]}})
+    response = client.post("/integrations/v1/inbound_email_webhook", data=body, content_type="text/plain")
+    assert (response.status_code, response.data) == (403, b"Integration key was not found. Permission denied.")
+
+
 # --- error bodies -------------------------------------------------------------------------------
 
 
