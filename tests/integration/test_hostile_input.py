@@ -156,6 +156,18 @@ def test_a_lone_surrogate_in_what_a_user_types_is_a_field_error(client):
     assert client.get("/api/v1/integrations/").get_json()["count"] == 0
 
 
+def test_a_template_that_would_render_a_lone_surrogate_is_a_field_error(client):
+    """Its every alert would be text no store can encode: refused when saved, not at ingest."""
+    body = {"type": "webhook", "templates": {"web": {"title": '{{ "disk \\ud800 full" }}'}}}
+    response = client.post("/api/v1/integrations/", json=body)
+    assert response.status_code == 400
+    assert response.get_json() == {
+        "templates": {"web.title": ["Invalid web.title template: Surrogate characters are not allowed: U+D800."]}
+    }
+    body["templates"]["web"]["title"] = '{{ "disk \\u00e9 \\x00 full" }}'  # an escape of a storable character is fine
+    assert client.post("/api/v1/integrations/", json=body).status_code == 201
+
+
 # --- absurd sizes and nesting -------------------------------------------------------------------
 
 

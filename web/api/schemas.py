@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+from jinja2 import Environment, TemplateSyntaxError, nodes
 from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from domain.heartbeat import TIMEOUT_OPTIONS
@@ -189,6 +190,25 @@ class HeartbeatWriteSchema(Schema):
     )
 
 
+def _unstorable_literal(source: str) -> str | None:
+    """A string literal whose escape makes a lone surrogate (``"\\ud800"``): every alert it
+    rendered would be text no store can encode."""
+    try:
+        parsed = _PARSER.parse(source)
+    except TemplateSyntaxError:  # validate_syntax has the say on syntax
+        return None
+    for literal in parsed.find_all(nodes.Const):
+        if isinstance(literal.value, str):
+            try:
+                storable_text(literal.value.replace("\x00", ""))  # NUL is shown as U+FFFD
+            except ValidationError as refused:
+                return refused.messages[0]
+    return None
+
+
+_PARSER = Environment()  # syntax only: the sandbox's filters and tests play no part in parsing
+
+
 class IntegrationWriteSchema(Schema):
     class Meta:
         unknown = EXCLUDE
@@ -206,7 +226,7 @@ class IntegrationWriteSchema(Schema):
         errors = {}
         for field, source in flatten_templates(templates, partial=True).items():
             if source:
-                problem = validate_syntax(source)
+                problem = validate_syntax(source) or _unstorable_literal(source)
                 if problem:
                     errors[field] = [f"Invalid {field} template: {problem}"]
         if errors:
