@@ -214,6 +214,12 @@ def test_a_viewer_sees_no_buttons_and_a_forged_post_is_refused(page, tocsin, mak
     assert forged == [403, 400], "a viewer's POST is refused (403), and one without the CSRF token too (400)"
     assert _groups(tocsin, integration)[0]["state"] == "firing", "nothing changed"
 
+    page.mark()
+    status, _ = tocsin.api("POST", f"/api/v1/alert_groups/{group_id}/acknowledge")  # someone else acts
+    assert status == 200
+    page.wait(lambda: page.text("#group-state") == "Acknowledged", "the open page to show another's action")
+    assert "Acknowledged by e2e" in page.text("#timeline") and page.not_reloaded()
+
     page.open(f"/integrations/{integration['id']}")
     page.wait(lambda: page.find_all("#templates"), "the integration page")
     assert page.find_all("#send-demo") == [] and page.find_all("form.templates button[type=submit]") == []

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from urllib.parse import urlencode
 from uuid import UUID
 
 from flask import Response, current_app, jsonify, redirect, render_template, request, session, url_for
+from markupsafe import Markup
 from marshmallow import ValidationError
 
 from adapters.expiring_cache import ExpiringCache
@@ -34,7 +37,7 @@ from web.dashboard import (
     sign_in_as,
     wants_fragment,
 )
-from web.dashboard.charts import STATE_LABELS, human_duration, stacked_bars
+from web.dashboard.charts import STATE_LABELS, STATE_ORDER, human_duration, stacked_bars
 
 PAGE_SIZE = 25
 MAX_PAGE = 1_000_000
@@ -56,6 +59,23 @@ LISTS_EXTENSION = "tocsin_dashboard_lists"
 
 class BadFilter(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class Live:
+    """A page's live part, rendered, and a digest of it: the page's script swaps the part in only
+    when a poll's digest differs from the one it shows (``X-Live-Version``)."""
+
+    html: Markup
+    version: str
+
+    def response(self, status: int = 200) -> Response:
+        return Response(self.html, status=status, headers={"X-Live-Version": self.version})
+
+
+def _live(template: str, context: dict) -> Live:
+    html = render_template(template, **context)
+    return Live(Markup(html), hashlib.sha256(html.encode()).hexdigest()[:20])
 
 
 @dashboard.app_template_filter("duration")
@@ -170,7 +190,7 @@ def _list_context() -> dict:
         "form": form,
         "counts": counts,
         "integrations": read.integration_names(db),
-        "states": read.STATES,
+        "states": STATE_ORDER,
         "state_labels": STATE_LABELS,
         "page_link": page_link,
         "live_url": url_for("dashboard.alert_groups_live") + ("?" + urlencode({**kept, "page": page.number})),
@@ -185,7 +205,8 @@ def alert_groups():
         context = _list_context()
     except BadFilter as bad:
         return refuse(400, f"Invalid filter: {bad}")
-    return render_template("dashboard/alert_groups.html", **context)
+    live = _live("dashboard/_group_list.html", context)
+    return render_template("dashboard/alert_groups.html", live=live, **context)
 
 
 @dashboard.get("/alert-groups/live")
@@ -195,7 +216,7 @@ def alert_groups_live():
         context = _list_context()
     except BadFilter as bad:
         return refuse(400, f"Invalid filter: {bad}")
-    return render_template("dashboard/_group_list.html", **context)
+    return _live("dashboard/_group_list.html", context).response()
 
 
 def _group_or_404(group_id: str) -> dict:
@@ -250,19 +271,21 @@ def alert_group_page(group_id: str):
             link=_permalink(row["id"]),
         )["message"]
     alerts = [{**alert, "pretty": _pretty(alert["payload"])} for alert in read.alerts_of_group(db, row["id"], ALERTS_SHOWN)]
+    context = _group_live_context(row)
     return render_template(
         "dashboard/alert_group.html",
         integration=integration,
         message=message,
         source_link=_safe_link(row["source_link"]),
         alerts=alerts,
-        **_group_live_context(row),
+        live=_live("dashboard/_group_live.html", context),
+        **context,
     )
 
 
 @dashboard.get("/alert-groups/<group_id>/live")
 def alert_group_live(group_id: str):
-    return render_template("dashboard/_group_live.html", **_group_live_context(_group_or_404(group_id)))
+    return _live("dashboard/_group_live.html", _group_live_context(_group_or_404(group_id))).response()
 
 
 @dashboard.post("/alert-groups/<group_id>/<action>")
@@ -289,8 +312,8 @@ def alert_group_action(group_id: str, action: str):
         if error:
             return refuse(400, error)
         return redirect(url_for("dashboard.alert_group_page", group_id=group_id), code=303)
-    page = render_template("dashboard/_group_live.html", **_group_live_context(_group_or_404(group_id), error))
-    return Response(page, status=400 if error else 200)
+    live = _live("dashboard/_group_live.html", _group_live_context(_group_or_404(group_id), error))
+    return live.response(400 if error else 200)
 
 
 # --- integrations -----------------------------------------------------------------------------

@@ -16,22 +16,29 @@
     return fetch(url, {method: "POST", body: body, headers: headers, credentials: "same-origin"});
   }
 
+  // At phone width the filters fold away unless one is set, so the list comes first.
+  document.querySelectorAll("details[data-fold-on-phone]").forEach(function (box) {
+    var set = Array.prototype.some.call(box.querySelectorAll("input, select"), function (field) { return field.value; });
+    if (!set && window.matchMedia("(max-width: 640px)").matches) box.open = false;
+  });
+
   // Live regions: re-read their fragment (same filters: the URL carries them) and swap it in
   // when it changed, unless the user is working inside it.
   document.querySelectorAll("[data-live-src]").forEach(function (region) {
     var every = parseInt(region.getAttribute("data-live-every"), 10) || 5000;
-    var last = null;
     function refresh() {
-      if (document.hidden || region.contains(document.activeElement) && document.activeElement !== document.body) {
-        return;
+      var active = document.activeElement;
+      if (document.hidden || (region.contains(active) && /^(SELECT|INPUT|TEXTAREA)$/.test(active.tagName))) {
+        return;  // the user is choosing something in it: do not pull it away
       }
       fetch(region.getAttribute("data-live-src"), {headers: {"X-Requested-With": "fetch"}, credentials: "same-origin"})
-        .then(function (response) { return response.ok ? response.text() : null; })
-        .then(function (html) {
-          if (html !== null && html !== last) {
-            if (last !== null) region.innerHTML = html;
-            last = html;
-          }
+        .then(function (response) {
+          var version = response.headers.get("X-Live-Version");
+          if (!response.ok || !version || version === region.getAttribute("data-live-version")) return;
+          return response.text().then(function (html) {
+            region.innerHTML = html;
+            region.setAttribute("data-live-version", version);
+          });
         })
         .catch(function () { /* offline for a moment: the next poll tries again */ });
     }
@@ -49,12 +56,17 @@
     buttons.forEach(function (b) { b.disabled = true; });
     send(form.action, new URLSearchParams(new FormData(form)), "application/x-www-form-urlencoded")
       .then(function (response) {
-        return response.text().then(function (text) { return {ok: response.ok, status: response.status, text: text}; });
+        return response.text().then(function (text) {
+          return {ok: response.ok, status: response.status, text: text, version: response.headers.get("X-Live-Version")};
+        });
       })
       .then(function (answer) {
         var region = target === "status" ? null : document.querySelector(target);
         if (region && /^\s*</.test(answer.text)) {
           region.innerHTML = answer.text;
+          if (answer.version) region.setAttribute("data-live-version", answer.version);
+          var next = region.querySelector("button");  // keyboard users stay where they were
+          if (next) next.focus();
           var state = region.querySelector("#group-state");
           say(answer.ok ? "Done. State: " + (state ? state.textContent : "updated") : "Refused.");
         } else {
