@@ -56,7 +56,8 @@ def load_json(raw: str | bytes, finite_only: bool = True) -> object:
     except RecursionError:
         raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
     # Counting brackets is cheap and bounds the depth: most bodies need no walk at all.
-    opened = raw.count(b"[" if isinstance(raw, bytes) else "[") + raw.count(b"{" if isinstance(raw, bytes) else "{")
+    brackets = (b"[", b"{") if isinstance(raw, bytes) else ("[", "{")
+    opened = raw.count(brackets[0]) + raw.count(brackets[1])
     if opened > MAX_JSON_DEPTH and isinstance(value, (dict, list)) and nests_deeper_than(value, MAX_JSON_DEPTH):
         raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
     return value
