@@ -23,8 +23,20 @@ small inputs are refused up front with an error: ``*``, ``+`` and ``**`` results
 ``ljust``/``center``/``zfill``/``expandtabs``/``replace``/``join``/``list.extend``, and the
 ``center``, ``indent``, ``format``, ``replace``, ``join``, ``batch``, ``slice`` filters and the
 ``lipsum`` global. What remains possible is one built-in walking a structure that repeats a big
-value many times (e.g. ``tojson`` of a list holding the same 10 MB string 10 000 times): the
-worker process should still run under a memory limit.
+value many times (e.g. ``tojson`` of a list holding the same 10 MB string 10 000 times), or one
+built-in that is simply slow on a big value (``sort`` of a 10-million-item list): these budgets
+cannot stop them, so callers that must stay responsive (ingest, preview) render in worker
+processes with a hard time and memory limit (``adapters.render_pool``). ``watch_renders``
+lets such a worker see when each render starts, and a render that runs out of memory is reported
+to it before it becomes a template error here.
+
+Templates are read-only: the data a render is given (the payload and the other context values)
+cannot be changed by it, so every template of an alert sees the payload as received and the
+stored payload is exactly what was received. ``update``, ``pop``, ``append`` and the other
+modifying methods of dicts, lists and sets are refused on those objects, as Jinja's
+``ImmutableSandboxedEnvironment`` refuses them; unlike it, they stay allowed on objects the
+template made itself (``payload.labels.copy()``, ``[]``), which OnCall's shipped templates and
+many users' templates use.
 """
 
 from __future__ import annotations
@@ -37,7 +49,6 @@ import string
 import time
 from collections.abc import Callable, Iterable, Iterator, Sized
 from contextvars import ContextVar
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any, NoReturn
@@ -55,7 +66,12 @@ from jinja2 import (
 )
 from jinja2.defaults import DEFAULT_FILTERS, DEFAULT_NAMESPACE
 from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2.sandbox import (
+    ImmutableSandboxedEnvironment,
+    SandboxedEnvironment,
+    SecurityError,
+    modifies_known_mutable,
+)
 
 MAX_TEMPLATE_LENGTH = 50_000
 MAX_RESULT_LENGTH = 50_000
@@ -88,13 +104,60 @@ class TemplateTimeout(TemplateError):
     """The render used up its time budget (``RENDER_TIME_LIMIT`` unless the caller set one)."""
 
 
+class TemplateOutOfMemory(TemplateError):
+    """The render needed more memory than the process may use."""
+
+
+class RenderWatch:
+    """Told when each render starts and when one runs out of memory (see ``watch_renders``)."""
+
+    def render_started(self) -> None:
+        pass
+
+    def out_of_memory(self) -> None:
+        pass
+
+
+_watch = RenderWatch()
+
+
+def watch_renders(watch: RenderWatch | None) -> None:
+    """Install ``watch`` for every later render in this process (None: stop watching)."""
+    global _watch
+    _watch = watch if watch is not None else RenderWatch()
+
+
 # --- render budget ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class _Budget:
-    deadline: float  # time.monotonic() value
-    limit: float
+    """One render's deadline, and what it was given (which the template may not change)."""
+
+    __slots__ = ("_input_ids", "deadline", "inputs", "limit")
+
+    def __init__(self, deadline: float, limit: float, inputs: Iterable[Any]) -> None:
+        self.deadline = deadline  # time.monotonic() value
+        self.limit = limit
+        self.inputs = inputs
+        self._input_ids: set[int] | None = None
+
+    def is_input(self, obj: Any) -> bool:
+        # Computed on the first modifying access only: most renders never make one.
+        if self._input_ids is None:
+            self._input_ids = _container_ids(self.inputs)
+        return id(obj) in self._input_ids
+
+
+def _container_ids(values: Iterable[Any]) -> set[int]:
+    """Identities of every dict, list and set reachable from ``values`` (iteratively: no depth limit)."""
+    seen: set[int] = set()
+    pending = list(values)
+    while pending:
+        value = pending.pop()
+        if isinstance(value, (dict, list, set, tuple)) and id(value) not in seen:
+            seen.add(id(value))
+            pending.extend(value.values() if isinstance(value, dict) else value)
+    return seen
 
 
 # Per thread / task: set by apply_template for the duration of one render, None outside renders.
@@ -477,8 +540,17 @@ def _budgeted_loop(context: Context, iterable: Any) -> _BudgetedIterator:
 _LOOP_GUARD_FILTER = "_budgeted_loop"
 
 
-class _BudgetedSandbox(SandboxedEnvironment):
-    """OnCall's sandbox plus the render budget and size guards (see the module docstring)."""
+class _BudgetedSandbox(ImmutableSandboxedEnvironment):
+    """OnCall's sandbox plus the render budget, size guards and read-only inputs (module docstring)."""
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        # The immutable sandbox's rule, for the render's inputs only (see the module docstring).
+        if not SandboxedEnvironment.is_safe_attribute(self, obj, attr, value):
+            return False
+        if not modifies_known_mutable(obj, attr):
+            return True
+        budget = _budget.get()
+        return budget is not None and not budget.is_input(obj)
 
     # Also keeps Jinja from constant-folding `"x" * 10**9` at compile time.
     intercepted_binops = frozenset({"*", "**", "+", "%"})
@@ -597,11 +669,16 @@ def apply_template(
     ``result_length`` and ``time_limit`` cannot be template variables.
     """
     _check_length(source)
-    token = _budget.set(_Budget(deadline=time.monotonic() + time_limit, limit=float(time_limit)))
+    _watch.render_started()
+    budget = _Budget(deadline=time.monotonic() + time_limit, limit=float(time_limit), inputs=context.values())
+    token = _budget.set(budget)
     try:
         rendered = _render(_compile(source), context, result_length)
     except TemplateError:
         raise
+    except MemoryError as exc:
+        _watch.out_of_memory()
+        raise TemplateOutOfMemory("Template rendering ran out of memory") from exc
     except (TemplateSyntaxError, TemplateAssertionError, SecurityError) as exc:
         raise TemplateError(_message(exc)) from exc
     except (TypeError, KeyError, ValueError, UndefinedError) as exc:

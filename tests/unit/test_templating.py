@@ -17,7 +17,9 @@ from domain.templating import (
     MAX_TEMPLATE_LENGTH,
     MAX_TITLE_LENGTH,
     RENDER_TIME_LIMIT,
+    RenderWatch,
     TemplateError,
+    TemplateOutOfMemory,
     TemplateTimeout,
     TemplateWarning,
     apply_template,
@@ -26,6 +28,7 @@ from domain.templating import (
     regex_replace,
     regex_search,
     validate_syntax,
+    watch_renders,
 )
 
 
@@ -425,3 +428,76 @@ def test_ordinary_operations_are_unchanged() -> None:
     assert len(render("{{ 'x' * payload.n }}", n=MAX_COMPUTED_SIZE)) == MAX_RESULT_LENGTH + 2
     with pytest.raises(TemplateWarning, match="unsupported operand"):
         render("{{ payload.count + 'x' }}", count=1)
+
+
+# --- read-only inputs and running out of memory -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        '{{ payload.labels.update({"alertname": "Changed"}) }}',
+        "{{ payload.labels.pop('alertname') }}",
+        "{% set _ = payload.alerts.append(1) %}",
+        "{% set alerts = payload.alerts %}{{ alerts.clear() }}",
+        "{% for alert in payload.alerts %}{{ alert.setdefault('x', 1) }}{% endfor %}",
+        "{{ labels.update(a=1) }}",
+    ],
+)
+def test_a_template_cannot_change_what_it_is_given(source: str) -> None:
+    payload = {"labels": {"alertname": "DiskFull"}, "alerts": [{"status": "firing"}]}
+    labels = {"team": "db"}
+    with pytest.raises(TemplateError, match="is unsafe"):
+        apply_template(source, payload=payload, labels=labels)
+    assert payload == {"labels": {"alertname": "DiskFull"}, "alerts": [{"status": "firing"}]}
+    assert labels == {"team": "db"}
+
+
+def test_a_template_may_change_what_it_made_itself() -> None:
+    payload = {"labels": {"alertname": "DiskFull", "secret": "x"}, "alerts": [1, 2]}
+    source = (
+        "{% set labels = payload.labels.copy() %}{% set _ = labels.pop('secret') %}"
+        "{% set seen = [] %}{% for a in payload.alerts %}{% set _ = seen.append(a * 2) %}{% endfor %}"
+        "{% set alerts = payload.alerts | list %}{% set _ = alerts.reverse() %}"
+        "{{ labels }} {{ seen }} {{ alerts }}"
+    )
+    assert apply_template(source, payload=payload) == "{'alertname': 'DiskFull'} [2, 4] [2, 1]"
+    assert payload == {"labels": {"alertname": "DiskFull", "secret": "x"}, "alerts": [1, 2]}
+
+
+def test_deeply_nested_input_is_still_read_only() -> None:
+    payload: dict = {}
+    inner = payload
+    for _ in range(50_000):  # far deeper than recursion allows: the check walks it iteratively
+        inner["next"] = {}
+        inner = inner["next"]
+    with pytest.raises(TemplateError, match="is unsafe"):
+        apply_template("{{ payload.clear() }}", payload=payload)
+    assert "next" in payload
+
+
+class _Exhausting:
+    @property
+    def big(self) -> str:
+        raise MemoryError
+
+
+def test_running_out_of_memory_is_a_template_error_and_the_watch_is_told() -> None:
+    seen = []
+
+    class Watch(RenderWatch):
+        def render_started(self) -> None:
+            seen.append("started")
+
+        def out_of_memory(self) -> None:
+            seen.append("out of memory")
+
+    watch_renders(Watch())
+    try:
+        with pytest.raises(TemplateOutOfMemory, match="ran out of memory"):
+            apply_template("{{ payload.big }}", payload=_Exhausting())
+        assert apply_template("{{ 1 }}") == "1"
+    finally:
+        watch_renders(None)
+    assert seen == ["started", "out of memory", "started"]
+    assert isinstance(TemplateOutOfMemory("x"), TemplateError)
