@@ -6,6 +6,10 @@ ISO-8601 text, which is the same on both backends (date arithmetic in SQL is not
 
 from __future__ import annotations
 
+import bisect
+import heapq
+import itertools
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -121,28 +125,77 @@ def groups_by_integration_and_state(db: Database) -> dict[tuple[str, str], int]:
     return {(row["integration_id"], row["state"]): int(row["n"]) for row in rows}
 
 
-def response_times(db: Database, since: datetime, integration_id: str | None = None) -> list[tuple[str, float]]:
-    """``(integration id, seconds)`` from start to first acknowledge, silence or resolve, for the
-    groups started since ``since`` that had one (OnCall's ``response_time``, set once)."""
-    where, params = ["g.started_at >= %s", f"t.type IN ({', '.join(['%s'] * len(RESPONSE_TYPES))})"], [
-        iso(since),
-        *RESPONSE_TYPES,
-    ]
-    if integration_id:
-        where.append("g.integration_id = %s")
-        params.append(integration_id)
-    rows = db.query(
-        "SELECT g.integration_id, g.started_at, MIN(t.created_at) AS responded_at"
-        " FROM alert_groups g JOIN timeline t ON t.alert_group_id = g.id"
-        f" WHERE {' AND '.join(where)} GROUP BY g.id, g.integration_id, g.started_at",
-        params,
-    )
-    found = []
-    for row in rows:
-        started, responded = parse_time(row["started_at"]), parse_time(row["responded_at"])
-        if started and responded:
-            found.append((row["integration_id"], max(0.0, (responded - started).total_seconds())))
-    return found
+class FirstResponses:
+    """Each recent alert group's first response (acknowledge, silence or resolve), counted into a
+    histogram per integration and kept up to date incrementally: timeline entries are only
+    appended, in event order, so each call reads the entries after the last one it saw (indexed
+    by position), and groups leave the histogram as their start falls out of the period. A call
+    costs the new entries and the groups leaving, not every group. One per process.
+    """
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds  # ascending upper bounds, in seconds; +Inf is the count
+        self._lock = threading.Lock()
+        self._position = 0
+        self._groups: dict[str, tuple[str, float, float]] = {}  # id -> (integration, started, seconds)
+        self._by_start: list[tuple[float, str]] = []  # a heap: the next group to leave on top
+        self._counts: dict[str, Histogram] = {}  # per integration, buckets not yet cumulative
+
+    def histogram(self, db: Database, start: datetime) -> dict[str, Histogram]:
+        """Per integration, the seconds from start to first response of the groups started at
+        or after ``start`` that have responded (OnCall's ``response_time``, set once), in
+        cumulative buckets. ``start`` must not go back in time between calls."""
+        cutoff = start.timestamp()
+        marks = ", ".join(["%s"] * len(RESPONSE_TYPES))
+        with self._lock:
+            # A response is never earlier than its group's start: older entries cannot count.
+            rows = db.query(
+                "SELECT t.alert_group_id, t.position, t.created_at, g.integration_id, g.started_at"
+                " FROM timeline t JOIN alert_groups g ON g.id = t.alert_group_id"
+                f" WHERE t.position > %s AND t.type IN ({marks}) AND t.created_at >= %s ORDER BY t.position",
+                (self._position, *RESPONSE_TYPES, iso(start)),
+            )
+            for row in rows:
+                self._position = max(self._position, int(row["position"]))
+                started, responded = parse_time(row["started_at"]), parse_time(row["created_at"])
+                if started is None or responded is None or started.timestamp() < cutoff:
+                    continue
+                group_id, seconds = row["alert_group_id"], max(0.0, (responded - started).total_seconds())
+                known = self._groups.get(group_id)
+                if known is not None:
+                    if known[2] <= seconds:
+                        continue  # a later response: the first one stands
+                    self._count(known[0], known[2], -1)
+                else:
+                    heapq.heappush(self._by_start, (started.timestamp(), group_id))
+                self._groups[group_id] = (row["integration_id"], started.timestamp(), seconds)
+                self._count(row["integration_id"], seconds, 1)
+            while self._by_start and self._by_start[0][0] < cutoff:
+                _, group_id = heapq.heappop(self._by_start)
+                integration, _, seconds = self._groups.pop(group_id)
+                self._count(integration, seconds, -1)
+            return {
+                integration: Histogram(list(itertools.accumulate(counts.buckets)), counts.total, counts.count)
+                for integration, counts in self._counts.items()
+                if counts.count
+            }
+
+    def _count(self, integration: str, seconds: float, change: int) -> None:
+        counts = self._counts.get(integration)
+        if counts is None:
+            counts = self._counts[integration] = Histogram([0] * len(self.bounds), 0.0, 0)
+        slot = bisect.bisect_left(self.bounds, seconds)  # the first bound at or above it
+        if slot < len(self.bounds):
+            counts.buckets[slot] += change
+        counts.total += change * seconds
+        counts.count += change
+
+
+@dataclass
+class Histogram:
+    buckets: list[int]  # how many at or below each bound (cumulative)
+    total: float
+    count: int
 
 
 # --- insights -----------------------------------------------------------------------------------

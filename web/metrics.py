@@ -72,15 +72,18 @@ RESPONSE_TIME_BUCKETS = (60, 300, 600, 3600)  # seconds, OnCall's buckets
 
 def alert_group_metrics(db) -> list[str]:
     """Groups by integration and state (gauge), and the response time of the last seven days'
-    groups (histogram), from the read models: two grouped queries per scrape."""
+    groups (histogram), from the read models: a grouped count and the new timeline entries."""
     from datetime import datetime, timezone
+
+    from flask import current_app
 
     from projections.insights import (
         RESPONSE_TIME_PERIOD,
         STATES,
+        FirstResponses,
+        Histogram,
         groups_by_integration_and_state,
         integration_names,
-        response_times,
     )
 
     names = integration_names(db)
@@ -100,14 +103,13 @@ def alert_group_metrics(db) -> list[str]:
         "histogram",
         "Seconds from start to the first acknowledge, silence or resolve, for the groups started in the last 7 days.",
     )
-    by_integration: dict[str, list[float]] = {integration_id: [] for integration_id in ids}
-    for integration_id, seconds in response_times(db, datetime.now(timezone.utc) - RESPONSE_TIME_PERIOD):
-        by_integration.setdefault(integration_id, []).append(seconds)
-    for integration_id, values in sorted(by_integration.items()):
-        for bound in RESPONSE_TIME_BUCKETS:
-            within = sum(1 for value in values if value <= bound)
+    responses = current_app.extensions.setdefault("tocsin_first_responses", FirstResponses(RESPONSE_TIME_BUCKETS))
+    histograms = responses.histogram(db, datetime.now(timezone.utc) - RESPONSE_TIME_PERIOD)
+    for integration_id in sorted(set(ids) | set(histograms)):
+        histogram = histograms.get(integration_id) or Histogram([0] * len(RESPONSE_TIME_BUCKETS), 0.0, 0)
+        for bound, within in zip(RESPONSE_TIME_BUCKETS, histogram.buckets):
             lines.append(f'tocsin_alert_groups_response_time_seconds_bucket{{{labels(integration_id)},le="{bound}"}} {within}')
-        lines.append(f'tocsin_alert_groups_response_time_seconds_bucket{{{labels(integration_id)},le="+Inf"}} {len(values)}')
-        lines.append(f"tocsin_alert_groups_response_time_seconds_sum{{{labels(integration_id)}}} {sum(values):g}")
-        lines.append(f"tocsin_alert_groups_response_time_seconds_count{{{labels(integration_id)}}} {len(values)}")
+        lines.append(f'tocsin_alert_groups_response_time_seconds_bucket{{{labels(integration_id)},le="+Inf"}} {histogram.count}')
+        lines.append(f"tocsin_alert_groups_response_time_seconds_sum{{{labels(integration_id)}}} {histogram.total:g}")
+        lines.append(f"tocsin_alert_groups_response_time_seconds_count{{{labels(integration_id)}}} {histogram.count}")
     return lines

@@ -294,6 +294,11 @@ def test_metrics_have_alert_groups_by_state_and_the_response_time(app, client, m
     assert f'tocsin_alert_groups_response_time_seconds_bucket{{{labels},le="+Inf"}} 1' in text
     assert f"tocsin_alert_groups_response_time_seconds_count{{{labels}}} 1" in text
 
+    client.post(f"/api/v1/alert_groups/{groups[1]['id']}/silence", json={"delay": 1800})  # after that scrape
+    text = app.test_client().get("/metrics").get_data(as_text=True)
+    assert f"tocsin_alert_groups_response_time_seconds_count{{{labels}}} 2" in text
+    assert f'tocsin_alert_groups_total{{{labels},state="silenced"}} 1' in text
+
 
 def test_the_secret_key_comes_from_the_environment_or_stays_in_the_data_dir(runtime, monkeypatch):
     from web import create_app
@@ -324,3 +329,29 @@ def test_the_grafana_dashboard_charts_only_metrics_that_are_exported(app, client
     make_integration(name="Prometheus")
     exported = set(re.findall(r"^# TYPE (\S+) ", app.test_client().get("/metrics").get_data(as_text=True), re.M))
     assert queried and queried <= exported, f"charted but not exported: {sorted(queried - exported)}"
+
+
+def test_first_responses_are_counted_once_and_leave_with_their_period(runtime, client, make_integration):
+    from datetime import datetime, timedelta, timezone
+
+    from projections.insights import FirstResponses
+
+    integration = make_integration(name="Prometheus")
+    send(client, integration, disk_full("A"))
+    send(client, integration, disk_full("B"))
+    groups = wait_for_groups(client, integration["id"], 2)
+    responses = FirstResponses((60, 3600))
+    week_ago = datetime.now(timezone.utc) - timedelta(days=7)
+    assert responses.histogram(runtime.db, week_ago) == {}, "no response yet"
+
+    client.post(f"/api/v1/alert_groups/{groups[0]['id']}/acknowledge")
+    client.post(f"/api/v1/alert_groups/{groups[0]['id']}/unacknowledge")
+    client.post(f"/api/v1/alert_groups/{groups[0]['id']}/resolve")
+    found = responses.histogram(runtime.db, week_ago)[integration["id"]]
+    assert (found.buckets, found.count) == ([1, 1], 1), "three responses, one group: counted once"
+    assert 0 <= found.total < 60
+
+    client.post(f"/api/v1/alert_groups/{groups[1]['id']}/resolve")
+    assert responses.histogram(runtime.db, week_ago)[integration["id"]].count == 2
+    later = datetime.now(timezone.utc) + timedelta(seconds=1)
+    assert responses.histogram(runtime.db, later) == {}, "groups started before the period leave it"
