@@ -71,6 +71,8 @@ class Alert(Aggregate):
         received_at: datetime,
         is_resolve_signal: bool,
         is_first_in_group: bool,
+        template_errors: dict[str, str] | None = None,
+        alerts_not_taken: int = 0,
     ):
         self.inbox_id = inbox_id
         self.index = index
@@ -80,6 +82,10 @@ class Alert(Aggregate):
         self.received_at = received_at
         self.is_resolve_signal = is_resolve_signal
         self.is_first_in_group = is_first_in_group
+        # Template field -> "Template Error: ..." / "Template Warning: ..." for those that failed.
+        self.template_errors = template_errors
+        # On the last alert taken from a notification with more alerts than ingest takes from one.
+        self.alerts_not_taken = alerts_not_taken
 
     @staticmethod
     def create_id(inbox_id: UUID, index: int) -> UUID:

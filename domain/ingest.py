@@ -9,26 +9,28 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
 from domain.alert_group import Alert, AlertGroup, GroupingSlot
 from domain.heartbeat import Heartbeat
-from domain.integrations import Behaviour, IntegrationType, evaluate
-
+from domain.integrations import IntegrationType, evaluate, get_type, render_opening
+from domain.templating import MAX_TITLE_LENGTH, TRUNCATION_MARK
 
 log = logging.getLogger(__name__)
 
-UNPROCESSABLE = Behaviour(
-    distinction=None,
-    is_resolve_signal=False,
-    is_acknowledge_signal=False,
-    _title_template="Unprocessable alert: Tocsin could not evaluate it (see its payload)",
-)
+# One notification of a type that splits (legacy Alertmanager: one alert per element of
+# ``alerts[]``) gives at most this many alerts; the rest are counted on the last one taken.
+MAX_ALERTS_PER_NOTIFICATION = 1000
+
+UNPROCESSABLE_TITLE = "Unprocessable alert: Tocsin could not evaluate it (see its payload)"
+UNPROCESSABLE_ERROR = "Template Error: Tocsin could not evaluate this alert"
+_BEHAVIOUR_FIELDS = ("grouping_key", "resolve_signal", "acknowledge_signal")
 
 
 class UnitOfWork(Protocol):
@@ -54,69 +56,195 @@ class IngestResult:
     created_group_ids: list[UUID] = field(default_factory=list)
 
 
+# --- what the templates say (pure; runs in a render worker, so plain picklable values) ---------
+
+
+@dataclass(frozen=True)
+class AlertEvaluation:
+    """The behaviour templates' verdict on one alert of an entry."""
+
+    payload_json: str | None  # None: the alert is the whole entry (its text is the entry's)
+    label_set: str | None
+    distinction: str | None  # None: no usable grouping key
+    is_resolve_signal: bool
+    is_acknowledge_signal: bool
+    template_errors: dict[str, str]  # template field -> "Template Error: ..." / "Template Warning: ..."
+
+
+@dataclass(frozen=True)
+class EntryEvaluation:
+    alerts: tuple[AlertEvaluation, ...]
+    alerts_not_taken: int = 0  # beyond MAX_ALERTS_PER_NOTIFICATION
+
+    def __len__(self) -> int:  # how render pools weigh an entry: by its alerts
+        return len(self.alerts)
+
+
+@dataclass(frozen=True)
+class Opening:
+    """What a new group takes from its first alert: title and source link."""
+
+    title: str
+    source_link: str | None
+    template_errors: dict[str, str]
+
+
+def evaluate_entry(
+    type_slug: str, templates: dict, payload_json: str, not_rendered: str | None = None
+) -> EntryEvaluation:
+    """Split an entry into alerts and evaluate each one's behaviour templates.
+
+    ``not_rendered`` (a "Template Error: ..." text) renders nothing: every alert gets that error
+    on its behaviour templates, so no grouping key (a group of its own) and no signals.
+    """
+    integration_type = get_type(type_slug)
+    payload = json.loads(payload_json)
+    try:
+        alerts = integration_type.split(payload)
+    except MemoryError:
+        raise
+    except Exception:
+        # A body the type cannot take apart is still an alert: kept whole, never dropped.
+        log.exception("integration type %s could not split an entry", type_slug)
+        alerts = [payload]
+    not_taken = max(len(alerts) - MAX_ALERTS_PER_NOTIFICATION, 0)
+    evaluations = tuple(
+        _evaluate_alert(integration_type, templates, alert, alert is payload, not_rendered)
+        for alert in alerts[:MAX_ALERTS_PER_NOTIFICATION]
+    )
+    return EntryEvaluation(evaluations, not_taken)
+
+
+def _evaluate_alert(
+    integration_type: IntegrationType, templates: dict, payload: Any, is_whole_entry: bool, not_rendered: str | None
+) -> AlertEvaluation:
+    # Taken before any template runs: the stored payload and label set are what was received.
+    payload_json = None if is_whole_entry else json.dumps(payload)
+    label_set = integration_type.label_set(payload)
+    if not_rendered is not None:
+        errors = dict.fromkeys(_custom_or_default_fields(integration_type, templates), not_rendered)
+        return AlertEvaluation(payload_json, label_set, None, False, False, errors)
+    errors: dict[str, str] = {}
+    try:
+        behaviour = evaluate(integration_type, templates, payload, errors)
+    except MemoryError:
+        raise
+    except Exception:
+        # Templates report their own errors; this is a defect elsewhere. One bad alert must not
+        # stop ingest for everyone behind it: keep it, in a group of its own, marked as such.
+        log.exception("could not evaluate an alert of type %s", integration_type.slug)
+        return AlertEvaluation(payload_json, label_set, None, False, False, {"ingest": UNPROCESSABLE_ERROR})
+    return AlertEvaluation(
+        payload_json, label_set, behaviour.distinction, behaviour.is_resolve_signal,
+        behaviour.is_acknowledge_signal, errors,
+    )
+
+
+def _custom_or_default_fields(integration_type: IntegrationType, templates: dict) -> list[str]:
+    return [name for name in _BEHAVIOUR_FIELDS if templates.get(name) or integration_type.defaults[name]]
+
+
+def render_opening_of(
+    type_slug: str, templates: dict, payload_json: str, not_rendered: str | None = None
+) -> Opening:
+    """The title and source link of a group opened by the alert ``payload_json``."""
+    if not_rendered is not None:
+        return Opening(_truncated(not_rendered), None, {"web.title": not_rendered})
+    errors: dict[str, str] = {}
+    try:
+        title, link = render_opening(get_type(type_slug), templates, json.loads(payload_json), errors)
+    except MemoryError:
+        raise
+    except Exception:
+        log.exception("could not render the title of an alert of type %s", type_slug)
+        return Opening(UNPROCESSABLE_TITLE, None, {"ingest": UNPROCESSABLE_ERROR})
+    return Opening(title, link, errors)
+
+
+def _truncated(text: str) -> str:
+    return text if len(text) <= MAX_TITLE_LENGTH else text[:MAX_TITLE_LENGTH] + TRUNCATION_MARK
+
+
+class Evaluator(Protocol):
+    """Where templates render: in this process (tests, tools) or in bounded render workers."""
+
+    def evaluate(self, integration: IntegrationSettings, payload_json: str) -> EntryEvaluation: ...
+
+    def opening(self, integration: IntegrationSettings, decision: AlertDecision) -> Opening: ...
+
+
+class InProcessEvaluator:
+    def evaluate(self, integration: IntegrationSettings, payload_json: str) -> EntryEvaluation:
+        return evaluate_entry(integration.type.slug, integration.templates, payload_json)
+
+    def opening(self, integration: IntegrationSettings, decision: AlertDecision) -> Opening:
+        return render_opening_of(integration.type.slug, integration.templates, decision.payload_json)
+
+
+IN_PROCESS = InProcessEvaluator()
+
+
+# --- decisions and recording ---------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class AlertDecision:
     """What the integration's templates say about one alert of an entry (no state involved)."""
 
     index: int
-    payload: object
     payload_json: str
-    behaviour: Behaviour
+    label_set: str | None
     distinction: str
     route_id: UUID
     is_resolve_signal: bool
+    is_acknowledge_signal: bool
     slot_id: UUID
+    template_errors: dict[str, str]
+    alerts_not_taken: int = 0  # on the last alert taken from a notification that had more
+
+
+def decisions_for(
+    integration: IntegrationSettings,
+    entry_id: UUID,
+    payload_json: str,
+    evaluation: EntryEvaluation,
+    is_demo: bool = False,
+) -> list[AlertDecision]:
+    decisions = []
+    last = len(evaluation.alerts) - 1
+    for index, alert in enumerate(evaluation.alerts):
+        distinction = alert.distinction
+        if distinction is None or is_demo:
+            # No usable grouping key (or a demo alert): a group of its own, derived from the
+            # entry so that processing the same entry again gives the same answer.
+            distinction = uuid5(NAMESPACE_URL, f"/ungrouped/{entry_id}/{index}").hex
+        route_id = integration.default_route_id
+        decisions.append(
+            AlertDecision(
+                index=index,
+                payload_json=payload_json if alert.payload_json is None else alert.payload_json,
+                label_set=alert.label_set,
+                distinction=distinction,
+                route_id=route_id,
+                is_resolve_signal=alert.is_resolve_signal and integration.type.is_able_to_autoresolve,
+                is_acknowledge_signal=alert.is_acknowledge_signal,
+                slot_id=GroupingSlot.create_id(integration.id, route_id, distinction),
+                template_errors=alert.template_errors,
+                alerts_not_taken=evaluation.alerts_not_taken if index == last else 0,
+            )
+        )
+    return decisions
 
 
 def decide_entry(
-    integration: IntegrationSettings, entry_id: UUID, payload_json: str, is_demo: bool = False
-) -> list[AlertDecision]:
-    """Split an entry into alerts and evaluate each one: pure, so callers can batch the lookups."""
-    payload = json.loads(payload_json)
-    try:
-        alerts = integration.type.split(payload)
-    except Exception:
-        # A body the type cannot take apart is still an alert: kept whole, never dropped.
-        log.exception("integration type %s could not split entry %s", integration.type.slug, entry_id)
-        alerts = [payload]
-    return [
-        _decide_alert(integration, entry_id, index, alert_payload, payload_json, alert_payload is payload, is_demo)
-        for index, alert_payload in enumerate(alerts)
-    ]
-
-
-def _decide_alert(
     integration: IntegrationSettings,
     entry_id: UUID,
-    index: int,
-    payload: object,
-    entry_json: str,
-    is_whole_entry: bool,
-    is_demo: bool,
-) -> AlertDecision:
-    try:
-        behaviour = evaluate(integration.type, integration.templates, payload)
-    except Exception:
-        # Templates report their own errors; this is a defect elsewhere. One bad alert must not
-        # stop ingest for everyone behind it: keep it, in a group of its own, marked as such.
-        log.exception("could not evaluate entry %s (alert %d)", entry_id, index)
-        behaviour = UNPROCESSABLE
-    distinction = behaviour.distinction
-    if distinction is None or is_demo:
-        # No usable grouping key (or a demo alert): a group of its own, derived from the
-        # entry so that processing the same entry again gives the same answer.
-        distinction = uuid5(NAMESPACE_URL, f"/ungrouped/{entry_id}/{index}").hex
-    route_id = integration.default_route_id
-    return AlertDecision(
-        index=index,
-        payload=payload,
-        payload_json=entry_json if is_whole_entry else json.dumps(payload),
-        behaviour=behaviour,
-        distinction=distinction,
-        route_id=route_id,
-        is_resolve_signal=behaviour.is_resolve_signal and integration.type.is_able_to_autoresolve,
-        slot_id=GroupingSlot.create_id(integration.id, route_id, distinction),
-    )
+    payload_json: str,
+    is_demo: bool = False,
+    evaluator: Evaluator = IN_PROCESS,
+) -> list[AlertDecision]:
+    """Split an entry into alerts and evaluate each one: pure, so callers can batch the lookups."""
+    return decisions_for(integration, entry_id, payload_json, evaluator.evaluate(integration, payload_json), is_demo)
 
 
 def ingest_entry(
@@ -126,9 +254,12 @@ def ingest_entry(
     payload_json: str,
     received_at: datetime,
     is_demo: bool = False,
+    evaluator: Evaluator = IN_PROCESS,
 ) -> IngestResult:
-    decisions = decide_entry(integration, entry_id, payload_json, is_demo)
-    return record_entry(uow, integration, entry_id, decisions, received_at, is_demo)
+    decisions = decide_entry(integration, entry_id, payload_json, is_demo, evaluator)
+    return record_entry(
+        uow, integration, entry_id, decisions, received_at, is_demo, lambda d: evaluator.opening(integration, d)
+    )
 
 
 def record_entry(
@@ -138,15 +269,40 @@ def record_entry(
     decisions: list[AlertDecision],
     received_at: datetime,
     is_demo: bool = False,
+    opening: Callable[[AlertDecision], Opening] | None = None,
 ) -> IngestResult:
-    """Put each decided alert into its group: the open one, or a new one (OnCall's rules)."""
+    """Put each decided alert into its group: the open one, or a new one (OnCall's rules).
+
+    ``opening`` gives the title and link of a group an alert opens (default: rendered here).
+    """
+    if opening is None:
+        opening = lambda decision: IN_PROCESS.opening(integration, decision)
     result = IngestResult()
     for decision in decisions:
-        group, created = _record_alert(uow, integration, entry_id, decision, received_at, is_demo)
+        group, created = _record_alert(uow, integration, entry_id, decision, received_at, is_demo, opening)
         result.group_ids.append(group.id)
         if created:
             result.created_group_ids.append(group.id)
     return result
+
+
+def opens_a_group(uow: UnitOfWork, decisions: Iterable[AlertDecision]) -> list[AlertDecision]:
+    """The decisions that may open a group when recorded in this order (a superset, never less).
+
+    Lets a caller render the titles of just those alerts at once, before recording.
+    """
+    open_now: dict[UUID, bool | None] = {}  # slot -> open (True), not open (False), unknown (None)
+    candidates = []
+    for decision in decisions:
+        if decision.slot_id not in open_now:
+            slot = uow.get(decision.slot_id)
+            open_now[decision.slot_id] = slot is not None and slot.open_group_id is not None
+        if open_now[decision.slot_id] is not True:
+            candidates.append(decision)
+            open_now[decision.slot_id] = True
+        if decision.is_resolve_signal:
+            open_now[decision.slot_id] = None  # it may close the group
+    return candidates
 
 
 def _record_alert(
@@ -156,8 +312,9 @@ def _record_alert(
     decision: AlertDecision,
     received_at: datetime,
     is_demo: bool,
+    opening: Callable[[AlertDecision], Opening],
 ) -> tuple[AlertGroup, bool]:
-    behaviour = decision.behaviour
+    template_errors = decision.template_errors
     distinction, route_id, is_resolve_signal = decision.distinction, decision.route_id, decision.is_resolve_signal
     slot = uow.get(decision.slot_id)
     if slot is None:
@@ -172,13 +329,16 @@ def _record_alert(
         group = uow.get(slot.last_resolved_group_id)
     else:
         generation = slot.generation + 1
+        # An alert ingest could not evaluate says so in its title instead of rendering one.
+        opened = opening(decision) if "ingest" not in template_errors else Opening(UNPROCESSABLE_TITLE, None, {})
+        template_errors = {**template_errors, **opened.template_errors}
         group = AlertGroup(
             integration_id=integration.id,
             route_id=route_id,
             distinction=distinction,
             generation=generation,
-            title=behaviour.title,
-            source_link=behaviour.source_link,
+            title=opened.title,
+            source_link=opened.source_link,
             template_revision=integration.template_revision,
             started_at=received_at,
             is_demo=is_demo,
@@ -197,13 +357,15 @@ def _record_alert(
         received_at=received_at,
         is_resolve_signal=is_resolve_signal,
         is_first_in_group=created,
+        template_errors=template_errors or None,
+        alerts_not_taken=decision.alerts_not_taken,
     )
     uow.add(alert)
-    label_set = integration.type.label_set(decision.payload)
+    label_set = decision.label_set
     group.attach_alert(
         alert_id=alert.id, received_at=received_at, is_resolve_signal=is_resolve_signal, label_set=label_set
     )
-    if behaviour.is_acknowledge_signal:
+    if decision.is_acknowledge_signal:
         group.acknowledge_by_source(at=received_at)
     # Legacy per-alert types resolve a group only once every label set seen in it is resolved.
     resolves = is_resolve_signal and (label_set is None or group.every_label_set_resolved)
@@ -218,7 +380,11 @@ def _heartbeat_alert(integration: IntegrationSettings, which: int) -> str | None
 
 
 def ingest_heartbeat_ping(
-    uow: UnitOfWork, integration: IntegrationSettings, entry_id: UUID, received_at: datetime
+    uow: UnitOfWork,
+    integration: IntegrationSettings,
+    entry_id: UUID,
+    received_at: datetime,
+    evaluator: Evaluator = IN_PROCESS,
 ) -> IngestResult | None:
     """Record a ping; the first ping after an expiry sends the type's "restored" alert."""
     if integration.type.heartbeat_payloads is None:
@@ -229,11 +395,16 @@ def ingest_heartbeat_ping(
         uow.add(heartbeat)
     if not heartbeat.ping(at=received_at):
         return None
-    return ingest_entry(uow, integration, entry_id, _heartbeat_alert(integration, 1), received_at)
+    return ingest_entry(uow, integration, entry_id, _heartbeat_alert(integration, 1), received_at, evaluator=evaluator)
 
 
 def expire_heartbeat(
-    uow: UnitOfWork, integration: IntegrationSettings, heartbeat_id: UUID, fence: int, at: datetime
+    uow: UnitOfWork,
+    integration: IntegrationSettings,
+    heartbeat_id: UUID,
+    fence: int,
+    at: datetime,
+    evaluator: Evaluator = IN_PROCESS,
 ) -> IngestResult | None:
     """The deadline passed with no ping: send the type's "expired" alert (once per fence)."""
     heartbeat = uow.get(heartbeat_id)
@@ -242,4 +413,4 @@ def expire_heartbeat(
     if not heartbeat.expire(fence=fence, at=at):
         return None
     entry_id = uuid5(NAMESPACE_URL, f"/heartbeat-expiries/{heartbeat_id}/{fence}")
-    return ingest_entry(uow, integration, entry_id, _heartbeat_alert(integration, 0), at)
+    return ingest_entry(uow, integration, entry_id, _heartbeat_alert(integration, 0), at, evaluator=evaluator)

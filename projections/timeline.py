@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from functools import singledispatchmethod
 
-from domain.alert_group import SOURCE_ALERT_SOURCE, AlertGroup
-from domain.ids import PREFIX_ALERT_GROUP, PREFIX_ROUTE, public_id
+from domain.alert_group import SOURCE_ALERT_SOURCE, Alert, AlertGroup
+from domain.ids import PREFIX_ALERT, PREFIX_ALERT_GROUP, PREFIX_ROUTE, public_id
 from projections.db import Cursor, iso
 from projections.runner import Projection
 
@@ -19,6 +19,10 @@ TYPE_UN_RESOLVED = 14
 TYPE_UN_SILENCE = 15
 TYPE_REGISTERED = 21
 TYPE_ROUTE_ASSIGNED = 22
+# Tocsin's own (OnCall shows neither in its timeline): an alert's failed templates, and alerts of a
+# notification that ingest did not take (more than it takes from one notification).
+TYPE_TEMPLATE_ERRORS = 100
+TYPE_ALERTS_NOT_TAKEN = 101
 
 TYPE_NAMES = {
     TYPE_ACK: "Acknowledged",
@@ -29,6 +33,8 @@ TYPE_NAMES = {
     TYPE_UN_SILENCE: "Unsilenced",
     TYPE_REGISTERED: "Incident registered",
     TYPE_ROUTE_ASSIGNED: "A route is assigned to the incident",
+    TYPE_TEMPLATE_ERRORS: "Template errors",
+    TYPE_ALERTS_NOT_TAKEN: "Alerts not taken",
 }
 
 
@@ -111,6 +117,29 @@ class TimelineView(Projection):
     def _(self, e: AlertGroup.Unsilenced, position: int) -> list[tuple]:
         text = "Unsilenced automatically" if e.reason == "auto unsilence" else f"Unsilenced{_by(e.by)}"
         return [_entry(e, position, 0, TYPE_UN_SILENCE, text, e.by, e.at, {"reason": e.reason})]
+
+    @entries.register
+    def _(self, e: Alert.Received, position: int) -> list[tuple]:
+        """Only alerts with something to say: failed templates, or alerts of theirs not taken."""
+        entries = []
+        group_id = public_id(PREFIX_ALERT_GROUP, e.alert_group_id)
+        alert_id = public_id(PREFIX_ALERT, e.originator_id)
+        errors = getattr(e, "template_errors", None)  # absent from events older than the field
+        if errors:
+            text = "; ".join(f"{name}: {error}" for name, error in errors.items())
+            entries.append((
+                group_id, position, 0, TYPE_TEMPLATE_ERRORS, f"Alert {alert_id}: {text}", None,
+                iso(e.received_at), json.dumps({"alert_id": alert_id, "template_errors": errors}),
+            ))
+        not_taken = getattr(e, "alerts_not_taken", 0)
+        if not_taken:
+            taken = e.index + 1
+            text = f"{not_taken} alerts of the notification after its first {taken} (the most taken from one) were not taken"
+            entries.append((
+                group_id, position, 1, TYPE_ALERTS_NOT_TAKEN, text, None, iso(e.received_at),
+                json.dumps({"alert_id": alert_id, "alerts_not_taken": not_taken}),
+            ))
+        return entries
 
 
 def _entry(e, position, seq, type_, action, author, at, details) -> tuple:

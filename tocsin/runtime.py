@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from adapters.group_commit import GroupCommitter
 from adapters.listener import PostgresListener
 from adapters.reachability import DatabaseReachability
+from adapters.render_pool import RenderPool
 from adapters.settings import Settings
 from domain.applications import Alerting, Configuration, Inbox
 from projections.alert_groups import AlertGroupsView
@@ -23,10 +24,13 @@ from projections.integrations import HeartbeatsView, IntegrationsView
 from projections.runner import ProjectionRunner, wait_for_position
 from projections.timeline import TimelineView
 from projections.users import UsersView
-from workers.ingest import IngestProcessor
+from workers.ingest import BoundedTemplates, IngestProcessor
 from workers.ticker import Ticker
 
 log = logging.getLogger(__name__)
+
+# Previews rendering at once in one process; more wait for a free worker.
+PREVIEW_RENDER_WORKERS = 4
 
 # How long a pool keeps retrying a failed connection with a growing backoff before it gives up
 # until the next request asks (psycopg_pool's default is 5 minutes, which after an outage left
@@ -57,7 +61,11 @@ class Runtime:
             ),
             "config": ProjectionRunner(self.db, self.config, [IntegrationsView(), ApiTokensView(), UsersView()]),
         }
-        self.ingest = IngestProcessor(self.inbox, self.alerting, self.config)
+        # Templates render in worker processes with hard limits, started on first use: ingest's
+        # own, and the preview's (web), so a preview can never hold up ingest.
+        self.ingest = IngestProcessor(self.inbox, self.alerting, self.config, templates=BoundedTemplates())
+        self._render_pool: RenderPool | None = None
+        self._render_pool_lock = threading.Lock()
         self.ticker = Ticker(self.db, self.alerting, self.ingest)
         # In-process wake-ups (the embedded mode, and a production process's own writes).
         self.inbox.add_listener(self.ingest.waker.notify)
@@ -94,6 +102,14 @@ class Runtime:
             return True
         self.reachability.start()  # lazily, like the committer: after a WSGI server's fork
         return self.reachability.reachable
+
+    @property
+    def render_pool(self) -> RenderPool:
+        """Render workers for requests that render templates (the template preview)."""
+        with self._render_pool_lock:
+            if self._render_pool is None:
+                self._render_pool = RenderPool(max_workers=PREVIEW_RENDER_WORKERS)
+            return self._render_pool
 
     # --- reading your writes -------------------------------------------------------------------
 
@@ -198,6 +214,9 @@ class Runtime:
             thread.join(timeout=5)
         if self._committer is not None:
             self._committer.close()
+        self.ingest.close()
+        if self._render_pool is not None:
+            self._render_pool.close()
         if self.reachability is not None:
             self.reachability.stop()
         for app in (self.inbox, self.alerting, self.config):

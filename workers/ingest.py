@@ -4,6 +4,15 @@ A batch of inbox entries becomes one transaction on the alerting store, together
 position reached in the inbox (exactly once: a crash before commit redoes the batch, a crash
 after it skips the batch). One ingest process runs at a time, so the same inbox and the same
 configuration always give the same groups.
+
+Templates render in a render worker process (``adapters.render_pool``), a batch's entries in one
+message, so no template can stall ingest: a render that goes over the hard limit (time or memory)
+is stopped, its alert is recorded with the error, and the batch goes on. After that, the same
+integration's templates are not rendered for ``COOL_DOWN_SECONDS``: its alerts get an immediate
+template error (each a group of its own, as any alert without a grouping key), so one
+integration's repeated bombs cannot add up ahead of another integration's alerts. A batch takes
+at most ``MAX_ALERTS_PER_BATCH`` alerts (the entries that bring them; always at least one), so
+notifications with many alerts (legacy Alertmanager) bound a batch's work and memory by alerts.
 """
 
 from __future__ import annotations
@@ -12,12 +21,14 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Tracking
 
+from adapters.render_pool import Done, Failed, RenderPool, Stopped
 from adapters.waker import Waker
 from domain.alert_group import Alert
 from domain.applications import Alerting, Configuration, Inbox
@@ -25,15 +36,196 @@ from domain.configuration import Integration
 from domain.heartbeat import Heartbeat
 from domain.inbox import KIND_DEMO, HeartbeatPing
 from domain.ingest import (
+    UNPROCESSABLE_ERROR,
+    AlertDecision,
+    AlertEvaluation,
+    EntryEvaluation,
     IntegrationSettings,
-    decide_entry,
+    Opening,
+    decisions_for,
+    evaluate_entry,
     expire_heartbeat,
     ingest_heartbeat_ping,
+    opens_a_group,
     record_entry,
+    render_opening_of,
 )
 from domain.integrations import get_type
+from domain.templating import MAX_TITLE_LENGTH, TRUNCATION_MARK
 
 log = logging.getLogger(__name__)
+
+COOL_DOWN_SECONDS = 30.0
+MAX_ALERTS_PER_BATCH = 1000
+_STOP_REASONS = {
+    "time": "took longer than {limit:g}s",
+    "memory": "needed more than {memory} MiB of memory",
+    "crashed": "crashed its render process",
+}
+
+
+class BoundedTemplates:
+    """Ingest's templates, rendered in a render worker, with the cool-down rule per integration.
+
+    Also a ``domain.ingest.Evaluator``, for the alerts heartbeats send.
+    """
+
+    def __init__(self, pool: RenderPool | None = None, cool_down: float = COOL_DOWN_SECONDS):
+        self._pool = pool
+        self.cool_down = cool_down
+        self._cooling_until: dict[UUID, float] = {}
+
+    @property
+    def pool(self) -> RenderPool:
+        if self._pool is None:  # started on first use: a process that never ingests starts none
+            self._pool = RenderPool(max_workers=1)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+
+    # --- the cool-down rule ---------------------------------------------------------------------
+
+    def not_rendered(self, integration_id: UUID) -> str | None:
+        """The error an integration's alerts get instead of rendering, while it cools down."""
+        until = self._cooling_until.get(integration_id)
+        if until is None:
+            return None
+        if time.monotonic() >= until:
+            del self._cooling_until[integration_id]
+            return None
+        return (
+            "Template Error: Not rendered: a template of this integration went over a hard limit less than"
+            f" {self.cool_down:g}s ago"
+        )
+
+    def _stopped(self, integration_id: UUID, reason: str) -> str:
+        """Start the integration's cool-down; the error the alert whose render was stopped gets."""
+        self._cooling_until[integration_id] = time.monotonic() + self.cool_down
+        memory = (self.pool.memory_limit or 0) // (1024 * 1024)
+        cause = _STOP_REASONS.get(reason, reason).format(limit=self.pool.hard_limit, memory=memory)
+        log.warning("a template of integration %s %s; not rendering its templates for %gs", integration_id, cause, self.cool_down)
+        return (
+            f"Template Error: Template rendering was stopped: it {cause}; this integration's templates are not"
+            f" rendered for {self.cool_down:g}s"
+        )
+
+    # --- batches ------------------------------------------------------------------------------
+
+    def evaluate_entries(
+        self, items: list[tuple[IntegrationSettings, str]], max_alerts: int | None = None
+    ) -> list[EntryEvaluation]:
+        """Each (integration, payload_json) evaluated, in order; a prefix when max_alerts is reached."""
+        errors: dict[int, str] = {}  # the error a stopped entry gets instead of rendering
+
+        def job(index: int) -> tuple:
+            integration, payload_json = items[index]
+            not_rendered = errors.get(index) or self.not_rendered(integration.id)
+            return integration.type.slug, integration.templates, payload_json, not_rendered
+
+        def replace_stopped(index: int, reason: str) -> tuple:
+            errors[index] = self._stopped(items[index][0].id, reason)
+            return job(index)
+
+        outcomes = self.pool.run(
+            evaluate_entry, _LazyJobs(job, len(items)), max_weight=max_alerts,
+            job_size=lambda job: len(job[2]), replace_stopped=replace_stopped,
+        )
+        return [
+            outcome.value if isinstance(outcome, Done) else _unrendered_entry(errors.get(index) or _failure(outcome))
+            for index, outcome in enumerate(outcomes)
+        ]
+
+    def openings(self, items: list[tuple[IntegrationSettings, AlertDecision]]) -> list[Opening]:
+        """Title and source link of each alert that may open a group."""
+        errors: dict[int, str] = {}
+
+        def job(index: int) -> tuple:
+            integration, decision = items[index]
+            not_rendered = errors.get(index) or self.not_rendered(integration.id)
+            return integration.type.slug, integration.templates, decision.payload_json, not_rendered
+
+        def replace_stopped(index: int, reason: str) -> tuple:
+            errors[index] = self._stopped(items[index][0].id, reason)
+            return job(index)
+
+        outcomes = self.pool.run(
+            render_opening_of, _LazyJobs(job, len(items)), job_size=lambda job: len(job[2]),
+            replace_stopped=replace_stopped,
+        )
+        return [
+            outcome.value if isinstance(outcome, Done) else _unrendered_opening(errors.get(index) or _failure(outcome))
+            for index, outcome in enumerate(outcomes)
+        ]
+
+    # --- domain.ingest.Evaluator --------------------------------------------------------------
+
+    def evaluate(self, integration: IntegrationSettings, payload_json: str) -> EntryEvaluation:
+        return self.evaluate_entries([(integration, payload_json)])[0]
+
+    def opening(self, integration: IntegrationSettings, decision: AlertDecision) -> Opening:
+        return self.openings([(integration, decision)])[0]
+
+
+class InProcessTemplates:
+    """Templates rendered in this process, unbounded: for in-memory unit tests and tools only."""
+
+    def evaluate_entries(
+        self, items: list[tuple[IntegrationSettings, str]], max_alerts: int | None = None
+    ) -> list[EntryEvaluation]:
+        evaluations: list[EntryEvaluation] = []
+        alerts = 0
+        for integration, payload_json in items:
+            if max_alerts is not None and alerts >= max_alerts:
+                break
+            evaluations.append(self.evaluate(integration, payload_json))
+            alerts += len(evaluations[-1])
+        return evaluations
+
+    def openings(self, items: list[tuple[IntegrationSettings, AlertDecision]]) -> list[Opening]:
+        return [self.opening(integration, decision) for integration, decision in items]
+
+    def evaluate(self, integration: IntegrationSettings, payload_json: str) -> EntryEvaluation:
+        return evaluate_entry(integration.type.slug, integration.templates, payload_json)
+
+    def opening(self, integration: IntegrationSettings, decision: AlertDecision) -> Opening:
+        return render_opening_of(integration.type.slug, integration.templates, decision.payload_json)
+
+    def close(self) -> None:
+        pass
+
+
+class _LazyJobs(Sequence):
+    """Jobs made when the pool sends them, so a cool-down that began meanwhile applies to them."""
+
+    def __init__(self, make: Callable[[int], tuple], length: int):
+        self._make = make
+        self._length = length
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, index):
+        if not 0 <= index < self._length:
+            raise IndexError(index)
+        return self._make(index)
+
+
+def _failure(outcome: Failed | Stopped) -> str:
+    # A job that raised is a defect (templates report their own errors): say so, keep the alert.
+    log.error("rendering failed: %s", outcome)
+    return UNPROCESSABLE_ERROR
+
+
+def _unrendered_entry(error: str) -> EntryEvaluation:
+    # Even rendering nothing failed (the payload alone went over a limit): keep it whole, as one alert.
+    return EntryEvaluation((AlertEvaluation(None, None, None, False, False, {"ingest": error}),))
+
+
+def _unrendered_opening(error: str) -> Opening:
+    title = error if len(error) <= MAX_TITLE_LENGTH else error[:MAX_TITLE_LENGTH] + TRUNCATION_MARK
+    return Opening(title, None, {"web.title": error})
 
 
 class KnownAggregates:
@@ -116,10 +308,13 @@ class IngestProcessor:
         config: Configuration,
         batch_size: int = 200,
         batch_interval: float = 0.05,
+        templates: BoundedTemplates | InProcessTemplates | None = None,
     ):
         self.inbox = inbox
         self.alerting = alerting
         self.config = config
+        # The runtime gives bounded templates; in-memory unit tests may render in-process.
+        self.templates = templates if templates is not None else InProcessTemplates()
         self.batch_size = batch_size
         self.batch_interval = batch_interval  # see run_forever
         self.waker = Waker()
@@ -127,6 +322,9 @@ class IngestProcessor:
         self._settings: dict[UUID, IntegrationSettings] = {}
         self._settings_position: int | None = None
         self._position: int | None = None  # the inbox position saved last; None: read it
+        # Entries read per batch: after a batch ended early on MAX_ALERTS_PER_BATCH (entries with
+        # many alerts, up to a few MiB each), read about that many, doubling back to batch_size.
+        self._read_limit = batch_size
 
     def _forget_settings_if_changed(self) -> None:
         """Configuration changes rarely: keep what was read until the configuration log moves on."""
@@ -167,30 +365,56 @@ class IngestProcessor:
                 self._position = self.alerting.processed_position()
             position = self._position
             notifications = self.inbox.recorder.select_notifications(
-                position, self.batch_size, inclusive_of_start=False
+                position, self._read_limit, inclusive_of_start=False
             )
             if not notifications:
                 return 0
             uow = BatchUnitOfWork(self.alerting, self.known)
             self._forget_settings_if_changed()
-            decided = []  # templates first, so that the batch's slots can be read at once
-            for notification in notifications:
-                entry = self.inbox.mapper.to_domain_event(notification)
-                integration = self._integration_settings(entry.integration_id)
-                if isinstance(entry, HeartbeatPing.HeartbeatPinged):
-                    decided.append((entry, integration, None))
-                else:
-                    is_demo = entry.kind == KIND_DEMO
-                    decisions = decide_entry(integration, entry.originator_id, entry.payload_json, is_demo)
-                    decided.append((entry, integration, decisions))
-            uow.preload_slots(d.slot_id for _, _, decisions in decided for d in decisions or ())
-            for entry, integration, decisions in decided:
-                if decisions is None:
-                    ingest_heartbeat_ping(uow, integration, entry.originator_id, entry.received_at)
-                else:
-                    record_entry(
-                        uow, integration, entry.originator_id, decisions, entry.received_at, entry.kind == KIND_DEMO
-                    )
+            entries = [
+                (entry, self._integration_settings(entry.integration_id))
+                for entry in map(self.inbox.mapper.to_domain_event, notifications)
+            ]
+            # Templates first (in a render worker, one message), so that the batch's slots can be
+            # read at once.
+            alert_entries = [
+                (index, entry, integration)
+                for index, (entry, integration) in enumerate(entries)
+                if not isinstance(entry, HeartbeatPing.HeartbeatPinged)
+            ]
+            evaluations = self.templates.evaluate_entries(
+                [(integration, entry.payload_json) for _, entry, integration in alert_entries], MAX_ALERTS_PER_BATCH
+            )
+            if len(evaluations) < len(alert_entries):
+                # The batch holds enough alerts: it ends before the first entry not evaluated.
+                cut = alert_entries[len(evaluations)][0]
+                entries, notifications = entries[:cut], notifications[:cut]
+                self._read_limit = cut + 1
+            else:
+                self._read_limit = min(self._read_limit * 2, self.batch_size)
+            decided: dict[int, list[AlertDecision]] = {}
+            for (index, entry, integration), evaluation in zip(alert_entries, evaluations):
+                decided[index] = decisions_for(
+                    integration, entry.originator_id, entry.payload_json, evaluation, entry.kind == KIND_DEMO
+                )
+            uow.preload_slots(d.slot_id for decisions in decided.values() for d in decisions)
+            openings = self._render_openings(uow, entries, decided)
+            for index, (entry, integration) in enumerate(entries):
+                if index not in decided:
+                    ingest_heartbeat_ping(uow, integration, entry.originator_id, entry.received_at, self.templates)
+                    continue
+
+                def opening(
+                    decision: AlertDecision, integration: IntegrationSettings = integration, openings=openings
+                ) -> Opening:
+                    # Rendered above unless the guess missed it: then on its own.
+                    found = openings.get(id(decision))
+                    return found if found is not None else self.templates.opening(integration, decision)
+
+                record_entry(
+                    uow, integration, entry.originator_id, decided[index], entry.received_at,
+                    entry.kind == KIND_DEMO, opening,
+                )
             try:
                 self.alerting.save_processed(uow.changed(), Tracking(self.inbox.name, notifications[-1].id))
             except IntegrityError:
@@ -203,6 +427,20 @@ class IngestProcessor:
             self.known.remember(uow.all())
             return len(notifications)
         raise RuntimeError("ingest batch kept conflicting; giving up for now")
+
+    def _render_openings(
+        self, uow: BatchUnitOfWork, entries: list, decided: dict[int, list[AlertDecision]]
+    ) -> dict[int, Opening]:
+        """Title and link of each alert that may open a group, rendered together (by id(decision))."""
+        in_order = [(entries[index][1], d) for index in sorted(decided) for d in decided[index]]
+        integration_of = {id(d): integration for integration, d in in_order}
+        candidates = [(integration_of[id(d)], d) for d in opens_a_group(uow, [d for _, d in in_order])]
+        openings = self.templates.openings(candidates)
+        return {id(decision): found for (_, decision), found in zip(candidates, openings)}
+
+    def close(self) -> None:
+        """Stop the render worker, if one was started."""
+        self.templates.close()
 
     def expire_heartbeat(self, heartbeat_id: UUID, fence: int, at) -> bool:
         """Fenced: sends the expired alert once, and nothing when a ping came in meanwhile.
@@ -221,7 +459,7 @@ class IngestProcessor:
                     return False
             else:
                 settings = self._load_settings(heartbeat.integration_id)
-                if expire_heartbeat(uow, settings, heartbeat_id, fence, at) is None:
+                if expire_heartbeat(uow, settings, heartbeat_id, fence, at, self.templates) is None:
                     return False
             try:
                 self.alerting.save(*uow.changed())

@@ -52,6 +52,7 @@ __all__ = [
     "evaluate",
     "get_type",
     "render_appearance",
+    "render_opening",
 ]
 
 # In OnCall's order (INSTALLED_ONCALL_INTEGRATIONS, the UI order); OnCall's maintenance, zabbix
@@ -128,24 +129,42 @@ class Behaviour:
 
 
 def evaluate(
-    integration_type: IntegrationType, custom_templates: Mapping[str, str | None], payload: Any
+    integration_type: IntegrationType,
+    custom_templates: Mapping[str, str | None],
+    payload: Any,
+    errors: dict[str, str] | None = None,
 ) -> Behaviour:
     """Render grouping key, conditions, title and source link as OnCall does at ingestion.
 
     Failures never raise: a broken grouping key gives no distinction (a group of its own), a broken
-    condition is false, a broken title shows the error text, a broken link is absent.
+    condition is false, a broken title shows the error text, a broken link is absent. When
+    ``errors`` is given, each failed behaviour template puts its "Template Error: ..." (or
+    Warning) text there under its field name.
     """
     templates = effective_templates(integration_type, custom_templates)
     context = {"payload": payload, "labels": None}
-    grouping_key = _render_or_none(templates["grouping_key"], context)
+    grouping_key = _render_or_none(templates["grouping_key"], context, errors, "grouping_key")
     return Behaviour(
         distinction=hashlib.md5(grouping_key.encode()).hexdigest() if _has_value(grouping_key) else None,
-        is_resolve_signal=_condition(templates["resolve_signal"], context),
-        is_acknowledge_signal=_condition(templates["acknowledge_signal"], context),
+        is_resolve_signal=_condition(templates["resolve_signal"], context, errors, "resolve_signal"),
+        is_acknowledge_signal=_condition(templates["acknowledge_signal"], context, errors, "acknowledge_signal"),
         _title_template=templates["web.title"],
         _link_template=templates["source_link"],
         _context=context,
     )
+
+
+def render_opening(
+    integration_type: IntegrationType,
+    custom_templates: Mapping[str, str | None],
+    payload: Any,
+    errors: dict[str, str] | None = None,
+) -> tuple[str, str | None]:
+    """The title and source link a new group takes from its first alert (as ``Behaviour``'s)."""
+    templates = effective_templates(integration_type, custom_templates)
+    context = {"payload": payload, "labels": None}
+    title = _behaviour_title(templates["web.title"], context, errors)
+    return title, _link(templates["source_link"], context, errors)
 
 
 def render_appearance(
@@ -195,12 +214,19 @@ def render_appearance(
     return rendered
 
 
-def _render_or_none(source: str | None, context: Mapping[str, Any]) -> str | None:
+def _render_or_none(
+    source: str | None,
+    context: Mapping[str, Any],
+    errors: dict[str, str] | None = None,
+    error_key: str | None = None,
+) -> str | None:
     if not source:
         return None
     try:
         return apply_template(source, **context)
-    except (TemplateError, TemplateWarning):
+    except (TemplateError, TemplateWarning) as exc:
+        if errors is not None and error_key is not None:
+            errors[error_key] = fallback_text(exc)
         return None
 
 
@@ -208,13 +234,15 @@ def _has_value(rendered: str | None) -> TypeGuard[str]:
     return rendered is not None and rendered.strip() not in ("", _RENDERED_NONE)
 
 
-def _condition(source: str | None, context: Mapping[str, Any]) -> bool:
-    return is_truthy(_render_or_none(source, context))
+def _condition(
+    source: str | None, context: Mapping[str, Any], errors: dict[str, str] | None = None, error_key: str | None = None
+) -> bool:
+    return is_truthy(_render_or_none(source, context, errors, error_key))
 
 
-def _link(source: str | None, context: Mapping[str, Any]) -> str | None:
+def _link(source: str | None, context: Mapping[str, Any], errors: dict[str, str] | None = None) -> str | None:
     # A broken link template gives no link rather than a link to an error message.
-    rendered = _render_or_none(source, context)
+    rendered = _render_or_none(source, context, errors, "source_link")
     return rendered.strip() if _has_value(rendered) else None
 
 
@@ -222,12 +250,14 @@ def _truncate_title(text: str) -> str:
     return text if len(text) <= MAX_TITLE_LENGTH else text[:MAX_TITLE_LENGTH] + TRUNCATION_MARK
 
 
-def _behaviour_title(source: str | None, context: Mapping[str, Any]) -> str:
+def _behaviour_title(source: str | None, context: Mapping[str, Any], errors: dict[str, str] | None = None) -> str:
     if not source:
         return ""
     try:
         rendered = apply_template(source, result_length=MAX_TITLE_LENGTH, **context)
     except (TemplateError, TemplateWarning) as exc:
+        if errors is not None:
+            errors["web.title"] = fallback_text(exc)
         return _truncate_title(fallback_text(exc))
     return "" if rendered == _RENDERED_NONE else rendered
 

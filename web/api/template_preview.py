@@ -9,6 +9,7 @@ a given one) through the inbox like an inbound alert, marked as a demo: ingest n
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
@@ -16,23 +17,20 @@ from uuid import UUID
 from flask import jsonify, request
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 
+from adapters.render_pool import Done, Stopped
 from domain.inbox import KIND_DEMO, ReceivedAlert
 from domain.integrations import (
     CHANNEL_ATTRIBUTES,
     INTEGRATION_TYPES,
     TEMPLATE_FIELDS,
     IntegrationType,
-    effective_templates,
-    evaluate,
-    render_appearance,
 )
-from domain.templating import TemplateError, TemplateWarning, apply_template, fallback_text
+from domain.integrations.preview import preview_field as render_preview
 from projections.queries import integration_by_id
 from web import runtime
 from web.api import api, bad_request, not_found, requires
 from web.api.schemas import TemplatesSchema, flatten_templates
 
-BEHAVIOUR_FIELDS = ("grouping_key", "resolve_signal", "acknowledge_signal")
 # OnCall's internal preview names its templates differently; both spellings are accepted.
 ONCALL_TEMPLATE_NAMES = {
     "grouping_id": "grouping_key",
@@ -93,43 +91,61 @@ class DemoAlertRequestSchema(Schema):
 # --- rendering ---------------------------------------------------------------------------------
 
 
-def _is_json_object(value: str | None) -> bool:
-    try:
-        return isinstance(json.loads(value), dict) if value is not None else False
-    except ValueError:
-        return False
+def preview_fields(kind: IntegrationType, templates: dict, names: list[str], payload: Any, meta: dict) -> dict[str, dict]:
+    """Each of the fields ``names`` of ``templates`` rendered as the preview shows it, in a bounded
+    render worker (shared with the dashboard).
+
+    A render that goes over the hard limit answers its template error; the request's later fields
+    are then not rendered (same error), so a request answers within about one limit.
+    """
+    stopped: list[str] = []
+
+    def job(index: int) -> tuple:
+        return kind.slug, templates, names[index], payload, meta, stopped[0] if stopped else None
+
+    def replace_stopped(index: int, reason: str) -> tuple:
+        stopped.append(f"Template Error: Template rendering was stopped: it {_stop_cause(reason)}")
+        return job(index)
+
+    pool = runtime().render_pool
+    outcomes = pool.run(render_preview, _Jobs(job, len(names)), replace_stopped=replace_stopped)
+    results = {}
+    for name, outcome in zip(names, outcomes):
+        if isinstance(outcome, Done):
+            results[name] = outcome.value
+        else:  # even the answer without rendering failed (the payload alone is too big), or a defect
+            cause = _stop_cause(outcome.reason) if isinstance(outcome, Stopped) else "failed"
+            results[name] = {"preview": None, "is_valid_json_object": False, "error": f"Template Error: the preview {cause}"}
+    return results
 
 
 def preview_field(kind: IntegrationType, templates: dict, field: str, payload: Any, meta: dict) -> dict:
     """Render ``field`` of ``templates`` (custom sources; the rest are the type's defaults)."""
-    source = effective_templates(kind, templates)[field]
-    result: dict[str, Any] = {"preview": None, "is_valid_json_object": False}
-    if source and (field in BEHAVIOUR_FIELDS or field == "source_link"):
-        try:  # rendered as ingest renders it, to report the error ingest would swallow
-            rendered: str | None = apply_template(source, payload=payload, labels=None)
-        except (TemplateError, TemplateWarning) as exc:
-            result["error"] = fallback_text(exc)
-        else:
-            if field == "source_link":
-                rendered = evaluate(kind, templates, payload).source_link
-            result.update(preview=rendered, is_valid_json_object=_is_json_object(rendered))
-    elif source:
-        channel, attr = field.split(".")
-        errors: dict[str, str] = {}
-        rendered = render_appearance(kind, templates, payload, channel, errors=errors, **meta)[attr]
-        if attr in errors:
-            result["error"] = errors[attr]
-        else:
-            result.update(preview=rendered, is_valid_json_object=_is_json_object(rendered))
-    if field in BEHAVIOUR_FIELDS:
-        decided = evaluate(kind, templates, payload)  # exactly what ingest would decide
-        if field == "grouping_key":
-            result["grouping_distinction"] = decided.distinction
-        elif field == "resolve_signal":
-            result["is_resolve_signal"] = decided.is_resolve_signal and kind.is_able_to_autoresolve
-        else:
-            result["is_acknowledge_signal"] = decided.is_acknowledge_signal
-    return result
+    return preview_fields(kind, templates, [field], payload, meta)[field]
+
+
+def _stop_cause(reason: str) -> str:
+    pool = runtime().render_pool
+    if reason == "time":
+        return f"took longer than {pool.hard_limit:g}s"
+    if reason == "memory":
+        return f"needed more than {(pool.memory_limit or 0) // (1024 * 1024)} MiB of memory"
+    return "crashed its render process"
+
+
+class _Jobs(Sequence):
+    """Jobs made when sent, so that a stop earlier in the request applies to the later ones."""
+
+    def __init__(self, make: Callable[[int], tuple], length: int):
+        self._make, self._length = make, length
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, index):
+        if not 0 <= index < self._length:
+            raise IndexError(index)
+        return self._make(index)
 
 
 # --- endpoints ---------------------------------------------------------------------------------
@@ -202,7 +218,7 @@ def preview_template(integration_id: str):
 
     proposed = flatten_templates(data["templates"], partial=True)
     templates = {**row["templates"], **proposed}
-    results = {field: preview_field(kind, templates, field, payload, meta) for field in proposed}
+    results = preview_fields(kind, templates, list(proposed), payload, meta)
     given: dict[str, Any] = {}  # the given fields, in the request's shape
     for name in data["templates"]:
         if name in CHANNEL_ATTRIBUTES:
