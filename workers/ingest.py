@@ -93,7 +93,7 @@ class BoundedTemplates:
         if until is None:
             return None
         if time.monotonic() >= until:
-            del self._cooling_until[integration_id]
+            self._cooling_until.pop(integration_id, None)  # the ticker's thread may look too
             return None
         return (
             "Template Error: Not rendered: a template of this integration went over a hard limit less than"
