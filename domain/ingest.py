@@ -136,7 +136,7 @@ def _evaluate_alert(
         return AlertEvaluation(payload_json, label_set, None, False, False, {"ingest": UNPROCESSABLE_ERROR})
     return AlertEvaluation(
         payload_json, label_set, behaviour.distinction, behaviour.is_resolve_signal,
-        behaviour.is_acknowledge_signal, errors,
+        behaviour.is_acknowledge_signal, _capped(errors),
     )
 
 
@@ -158,11 +158,16 @@ def render_opening_of(
     except Exception:
         log.exception("could not render the title of an alert of type %s", type_slug)
         return Opening(UNPROCESSABLE_TITLE, None, {"ingest": UNPROCESSABLE_ERROR})
-    return Opening(title, link, errors)
+    return Opening(title, link, _capped(errors))
 
 
 def _truncated(text: str) -> str:
     return text if len(text) <= MAX_TITLE_LENGTH else text[:MAX_TITLE_LENGTH] + TRUNCATION_MARK
+
+
+def _capped(errors: dict[str, str]) -> dict[str, str]:
+    # A message may quote the template (up to 50,000 characters), and every alert keeps its own.
+    return {name: _truncated(error) for name, error in errors.items()}
 
 
 class Evaluator(Protocol):

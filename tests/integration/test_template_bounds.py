@@ -224,3 +224,16 @@ def test_a_notification_within_the_limit_is_taken_whole(client, make_integration
     send(client, flood, legacy_body(MAX_ALERTS_PER_NOTIFICATION))
     (group,) = wait_for_groups(client, flood["id"], 1, alerts_count=MAX_ALERTS_PER_NOTIFICATION)
     assert not [e for e in timeline_of(client, group["id"]) if e["type"] == 101]
+
+
+def test_a_long_error_message_is_stored_cut_short(client, make_integration):
+    # The message quotes the missing attribute's name, as long as the template allows.
+    integration = make_integration("webhook", templates={"grouping_key": "{{ payload.%s.b }}" % ("a" * 40_000)})
+    send(client, integration, {"n": 1})
+    (group,) = wait_for_groups(client, integration["id"], 1)
+    (entry,) = eventually(
+        lambda: [e for e in timeline_of(client, group["id"]) if e["type"] == 100], describe="a template error entry"
+    )
+    error = entry["details"]["template_errors"]["grouping_key"]
+    assert error.startswith("Template Warning: 'dict object' has no attribute 'aaa")
+    assert len(error) == 502 and error.endswith("..")
