@@ -1,8 +1,13 @@
 """Ingest: turn one inbox entry into alerts in alert groups (OnCall's ``Alert.create``).
 
 Pure decision logic over a unit of work; the caller loads and saves aggregates. Everything
-decided here (distinction, title, resolve/ack signal, route, template revision) is written into
-the events, so a replay never renders a template again.
+decided here (distinction, title, resolve/ack signal, route, template revision, template errors)
+is written into the events, so a replay never renders a template again.
+
+Rendering is kept apart from recording so that it can run elsewhere: ``evaluate_entry`` (the
+behaviour templates of an entry's alerts) and ``render_opening_of`` (the title and link of a group
+an alert opens) take and return plain values, and ingest runs them in bounded render workers
+(an ``Evaluator``); ``IN_PROCESS`` renders here, for tests and tools.
 """
 
 from __future__ import annotations
