@@ -2,7 +2,7 @@
 
 * ``Inbox``: accepted inbound requests (hot, append-only, written before the HTTP answer).
 * ``Alerting``: alert groups, grouping slots and alerts (written by ingest and by user actions).
-* ``Configuration``: integrations, API tokens, users and teams (cold).
+* ``Configuration``: integrations, API tokens, users and teams, schedules and shifts (cold).
 
 The persistence module comes from the environment (POPO in unit tests, SQLite embedded,
 PostgreSQL in production); nothing here knows which.
@@ -25,6 +25,7 @@ from domain.alert_group import AlertGroup, GroupingSlot
 from domain.configuration import ApiToken, Integration, token_digest
 from domain.heartbeat import Heartbeat
 from domain.inbox import HeartbeatPing, ReceivedAlert
+from domain.schedules.commands import ScheduleCommands
 from domain.users import CLAIM_TEAM_NAME, NameClaim, Team, User, claim_names
 
 CONFLICT_RETRY = {"max_attempts": 20, "wait": 0.005, "stall": 0.0}
@@ -184,7 +185,7 @@ class Alerting(NotifyingApplication):
         return recordings[-1].notification.id if recordings else None
 
 
-class Configuration(NotifyingApplication):
+class Configuration(ScheduleCommands, NotifyingApplication):
     name = "config"
 
     def create_integration(self, **fields) -> tuple[Integration, int]:

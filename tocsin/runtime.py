@@ -24,6 +24,7 @@ from projections.integrations import HeartbeatsView, IntegrationsView
 from projections.runner import ProjectionRunner, wait_for_position
 from projections.timeline import TimelineView
 from projections.users import UsersView
+from projections.schedules import SchedulesView, refresh_calendars_forever
 from workers.ingest import BoundedTemplates, IngestProcessor
 from workers.ticker import Ticker
 
@@ -59,7 +60,7 @@ class Runtime:
                 self.alerting,
                 [AlertGroupsView(), AlertsView(), TimelineView(), DeadlinesView(), HeartbeatsView()],
             ),
-            "config": ProjectionRunner(self.db, self.config, [IntegrationsView(), ApiTokensView(), UsersView()]),
+            "config": ProjectionRunner(self.db, self.config, [IntegrationsView(), ApiTokensView(), UsersView(), SchedulesView()]),
         }
         # Templates render in worker processes with hard limits, started on first use: ingest's
         # own, and the preview's (web), so a preview can never hold up ingest.
@@ -180,6 +181,8 @@ class Runtime:
                 )
         if ticker:
             jobs.append(("ticker", lambda: self.ticker.run_forever(self._stop, status=report("ticker"))))
+            # Calendars of ical schedules, fetched every 10 minutes beside the ticker's work.
+            jobs.append(("ical-refresh", lambda: refresh_calendars_forever(self.db, self.config, self._stop)))
         if self.settings.backend == "postgres":
             jobs.append(("listen", lambda: self._listener(ingest, projections).run_forever(self._stop)))
         for name, target in jobs:

@@ -45,7 +45,7 @@ def _caller(header: str) -> dict | None:
 
 @api.before_request
 def authenticate():
-    if request.endpoint == "api.openapi_document":
+    if request.endpoint in ("api.openapi_document", "api.export_schedule"):  # the export checks its own token
         return None
     caller = _caller(request.headers.get("Authorization", ""))
     if caller is None:
@@ -146,3 +146,4 @@ def not_found():
 from web.api import alert_groups, alerts, integrations, openapi  # noqa: E402,F401  (registers routes)
 from web.api import template_preview  # noqa: E402,F401  (preview_template, send_demo_alert)
 from web.api import teams, users  # noqa: E402,F401  (registers routes)
+from web.api import on_call_shifts, schedules  # noqa: E402,F401  (registers routes)

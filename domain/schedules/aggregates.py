@@ -1,0 +1,141 @@
+"""Schedules and on-call shifts as event-sourced aggregates (in the configuration stream).
+
+Every version of a schedule, of a shift and of an ical schedule's fetched calendar is an event,
+so who was on call at a past instant can be answered from the log: replay the events recorded
+up to that instant (``as_of``) and ask the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from hashlib import sha256
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.schedules.shifts import ROLLING_USERS, Shift
+
+PREFIX_SCHEDULE = "S"  # OnCall's prefixes for schedules and on-call shifts
+PREFIX_SHIFT = "O"
+SCHEDULE_TYPES = ("calendar", "web", "ical")
+CALENDARS = ("primary", "overrides")
+WALL_CLOCK_FORMAT = "%Y-%m-%dT%H:%M:%S"
+
+
+def digest(text: str) -> str:
+    return sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class OnCallSchedule(Aggregate):
+    @event("Created")
+    def __init__(self, type: str, settings: dict, export_token_hash: str, created_at: datetime):
+        self.type = type
+        self.settings = dict(settings)  # name, team_id, time_zone, ical urls, shifts, ...
+        self.export_token_hash = export_token_hash
+        self.created_at = created_at
+        self.deleted = False
+        # Per calendar ("primary", "overrides"): the last good text, its digest, when fetched.
+        self.calendars: dict[str, dict] = {}
+        self.fetch_errors: dict[str, str] = {}
+
+    @event("Updated")
+    def _updated(self, settings: dict) -> None:
+        self.settings = dict(settings)
+
+    def update(self, settings: dict) -> bool:
+        merged = {**self.settings, **settings}
+        if merged == self.settings:
+            return False
+        self._updated(settings=merged)
+        return True
+
+    @event("CalendarFetched")
+    def _calendar_fetched(self, which: str, text: str, text_digest: str, at: datetime) -> None:
+        self.calendars[which] = {"text": text, "digest": text_digest, "at": at}
+        self.fetch_errors.pop(which, None)
+
+    def calendar_fetched(self, which: str, text: str, at: datetime) -> bool:
+        """Record a good copy; nothing when it is the copy already held and no error is open
+        (a refresh every 10 minutes must not grow the log)."""
+        text_digest = digest(text)
+        held = self.calendars.get(which)
+        if held and held["digest"] == text_digest and which not in self.fetch_errors:
+            return False
+        self._calendar_fetched(which=which, text=text, text_digest=text_digest, at=at)
+        return True
+
+    @event("CalendarFetchFailed")
+    def _calendar_fetch_failed(self, which: str, error: str, at: datetime) -> None:
+        self.fetch_errors[which] = error
+
+    def calendar_fetch_failed(self, which: str, error: str, at: datetime) -> bool:
+        """Record a failed fetch; the last good copy stays in use. Repeats of one error are
+        recorded once."""
+        if self.fetch_errors.get(which) == error:
+            return False
+        self._calendar_fetch_failed(which=which, error=error, at=at)
+        return True
+
+    @event("Deleted")
+    def delete(self, at: datetime) -> None:
+        self.deleted = True
+
+
+class OnCallShift(Aggregate):
+    @event("Created")
+    def __init__(self, spec: dict, created_at: datetime):
+        self.spec = dict(spec)
+        self.created_at = created_at
+        self.deleted = False
+
+    @event("Updated")
+    def _updated(self, spec: dict) -> None:
+        self.spec = dict(spec)
+
+    def update(self, spec: dict) -> bool:
+        if spec == self.spec:
+            return False
+        self._updated(spec=spec)
+        return True
+
+    @event("Deleted")
+    def delete(self, at: datetime) -> None:
+        self.deleted = True
+
+
+def shift_from_spec(shift_id: str, spec: dict) -> Shift:
+    """The engine's shift from a stored spec (JSON values: wall-clock text, seconds, lists)."""
+
+    def wall_clock(value):
+        return datetime.strptime(value, WALL_CLOCK_FORMAT) if value else None
+
+    return Shift(
+        id=shift_id,
+        type=spec["type"],
+        start=wall_clock(spec["start"]),
+        duration=timedelta(seconds=spec["duration"]),
+        time_zone=spec.get("time_zone"),
+        level=spec.get("level") or 0,
+        users=tuple(spec.get("users") or ()),
+        rolling_users=tuple(tuple(group) for group in spec.get("rolling_users") or ()) if spec["type"] == ROLLING_USERS else (),
+        start_rotation_from_user_index=spec.get("start_rotation_from_user_index") or 0,
+        rotation_start=wall_clock(spec.get("rotation_start")),
+        frequency=spec.get("frequency"),
+        interval=spec.get("interval") or 1,
+        until=wall_clock(spec.get("until")),
+        week_start=spec.get("week_start") or "SU",
+        by_day=tuple(spec.get("by_day") or ()),
+        by_month=tuple(spec.get("by_month") or ()),
+        by_monthday=tuple(spec.get("by_monthday") or ()),
+        name=spec.get("name", ""),
+    )
+
+
+def as_of(events: Iterable, moment: datetime):
+    """The aggregate as the events recorded up to ``moment`` left it (None if it did not exist)."""
+    aggregate = None
+    for domain_event in events:
+        if domain_event.timestamp > moment:
+            break
+        aggregate = domain_event.mutate(aggregate)
+    return aggregate

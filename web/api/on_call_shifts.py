@@ -1,0 +1,271 @@
+"""``/api/v1/on_call_shifts/``: OnCall's on-call shifts, with its validation and error texts.
+
+``start``, ``rotation_start`` and ``until`` are wall-clock times in the shift's ``time_zone``
+(else the schedule's); ``duration`` is in seconds.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from flask import Response, jsonify, request
+
+from domain.schedules import FREQUENCIES, OVERRIDE, RECURRENT_EVENT, ROLLING_USERS, SHIFT_TYPES, SINGLE_EVENT, WEEKDAYS
+from domain.schedules.aggregates import PREFIX_SHIFT, WALL_CLOCK_FORMAT, shift_from_spec
+from domain.schedules.shifts import ShiftError
+from domain.ids import public_id
+from domain.users import is_timezone
+from projections.schedules import live_user_ids, shift_by_id, shift_name_taken, shifts_page
+from projections.users import live_teams
+from web import runtime
+from web.api import ApiError, api, bad_request, not_found, page_params, paginated, requires
+from web.api.schemas import storable_text
+
+MAX_NAME_LENGTH = 200
+MAX_USERS = 100  # per shift, and per rotation group
+MAX_GROUPS = 100
+MAX_DURATION_SECONDS = 366 * 24 * 3600
+MAX_INTERVAL = 1000
+MAX_LEVEL = 1000
+DATE_FORMAT_ERROR = "Invalid datetime format, should be \"yyyy-mm-dd'T'hh:mm:ss\""
+RECURRENCE_FIELDS = ("frequency", "interval", "until", "week_start", "by_day", "by_month", "by_monthday")
+# OnCall clears what a type does not use (``_correct_validated_data``) and hides it.
+UNUSED_BY_TYPE = {
+    SINGLE_EVENT: (*RECURRENCE_FIELDS, "rolling_users", "start_rotation_from_user_index"),
+    RECURRENT_EVENT: ("rolling_users", "start_rotation_from_user_index"),
+    ROLLING_USERS: ("users",),
+    OVERRIDE: ("level", *RECURRENCE_FIELDS, "rolling_users", "start_rotation_from_user_index"),
+}
+FIELDS = ("name", "type", "team_id", "time_zone", "level", "start", "duration", "rotation_start", *RECURRENCE_FIELDS,
+          "users", "rolling_users", "start_rotation_from_user_index")
+
+
+def json_object() -> dict:
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nested too deep for the parser
+        body = None
+    if not isinstance(body, dict):
+        raise bad_request("A JSON object is expected.")
+    return body
+
+
+def field_error(field: str, message: str) -> ApiError:
+    return bad_request({field: [message]})
+
+
+def _text(data: dict, field: str, max_length: int) -> str:
+    value = data[field]
+    if not isinstance(value, str):
+        raise field_error(field, "Not a valid string.")
+    if len(value) > max_length:
+        raise field_error(field, f"Ensure this field has no more than {max_length} characters.")
+    try:
+        storable_text(value)
+    except Exception as invalid:  # marshmallow's ValidationError, with DRF's text
+        raise field_error(field, invalid.messages[0] if hasattr(invalid, "messages") else str(invalid))
+    if not value.strip():
+        raise field_error(field, "This field may not be blank.")
+    return value
+
+
+def _integer(value, field: str, low: int, high: int, detail: str | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 20:
+            return _integer(int(value), field, low, high, detail)
+        if detail:
+            raise bad_request(detail)
+        raise field_error(field, "A valid integer is required." if not isinstance(value, int) or isinstance(value, bool)
+                          else f"Ensure this value is between {low} and {high}.")
+    return value
+
+
+def _wall_clock(value) -> str:
+    if not isinstance(value, str) or len(value) > 40:
+        raise bad_request(DATE_FORMAT_ERROR)
+    try:
+        return datetime.strptime(value, WALL_CLOCK_FORMAT).strftime(WALL_CLOCK_FORMAT)
+    except ValueError:
+        raise bad_request(DATE_FORMAT_ERROR)
+
+
+def _team(value) -> str | None:
+    if value in (None, ""):  # Terraform sends "" for no team
+        return None
+    if not isinstance(value, str) or not live_teams(runtime().db, [value]):
+        raise field_error("team_id", f'Invalid pk "{str(value)[:100]}" - object does not exist.')
+    return value
+
+
+def known_user_ids(field: str, ids) -> list[str]:
+    if not isinstance(ids, list) or len(ids) > MAX_USERS or not all(isinstance(i, str) and len(i) < 100 for i in ids):
+        raise field_error(field, f"Expected a list of at most {MAX_USERS} user ids.")
+    existing = live_user_ids(runtime().db, ids)
+    missing = [i for i in dict.fromkeys(ids) if i not in existing]
+    if missing:
+        raise field_error(field, f'Invalid pk "{missing[0]}" - object does not exist.')
+    return list(dict.fromkeys(ids))
+
+
+def shift_spec(body: dict, before: dict | None = None) -> dict:
+    """The stored spec from a request (merged over ``before`` on update); 400 with OnCall's
+    texts otherwise."""
+    data = dict(before or {})
+    given = {k: v for k, v in body.items() if k in FIELDS}
+    data.update(given)
+    for field in ("name", "type", "start", "duration"):
+        if data.get(field) is None:
+            raise field_error(field, "This field is required.")
+    if data["type"] not in SHIFT_TYPES:
+        raise bad_request("Invalid shift type")
+    shift_type = data["type"]
+    spec = {"name": _text(data, "name", MAX_NAME_LENGTH), "type": shift_type}
+    if "name" in given and shift_name_taken(runtime().db, spec["name"], (before or {}).get("_id")):
+        raise bad_request("On-call shift with this name already exists")
+    spec["team_id"] = _team(data.get("team_id"))
+    time_zone = data.get("time_zone")
+    if time_zone is not None and (not isinstance(time_zone, str) or not is_timezone(time_zone)):
+        raise field_error("time_zone", "Invalid timezone")
+    spec["time_zone"] = time_zone
+    spec["level"] = _integer(data.get("level") or 0, "level", -MAX_LEVEL, MAX_LEVEL)
+    spec["start"] = _wall_clock(data["start"])
+    spec["duration"] = _integer(data["duration"], "duration", 1, MAX_DURATION_SECONDS)
+    spec["rotation_start"] = _wall_clock(data["rotation_start"]) if data.get("rotation_start") else spec["start"]
+    frequency = data.get("frequency")
+    if frequency is not None and frequency not in FREQUENCIES:
+        raise bad_request("Invalid frequency type")
+    week_start = data.get("week_start")
+    if week_start is not None and week_start not in WEEKDAYS:
+        raise bad_request("Invalid day format for week start field. "
+                          "Should be one of the following: 'MO', 'TU', 'WE', 'TH', 'FR', 'SA', 'SU'")
+    if shift_type in (RECURRENT_EVENT, ROLLING_USERS):
+        if frequency is None:
+            raise bad_request("Field 'frequency' is required for this on-call shift type")
+        if frequency == "weekly" and week_start is None:
+            raise bad_request("Field 'week_start' is required for frequency type 'weekly'")
+    interval = data.get("interval")
+    if interval is not None:
+        interval = _integer(interval, "interval", 1, MAX_INTERVAL, detail="Invalid value for interval")
+    by_day = data.get("by_day") or []
+    if not isinstance(by_day, list) or len(by_day) > 7 or any(d not in WEEKDAYS for d in by_day):
+        raise bad_request("Invalid day value in by_day field. Valid values: 'MO', 'TU', 'WE', 'TH', 'FR', 'SA', 'SU'")
+    by_month = data.get("by_month") or []
+    if not isinstance(by_month, list) or len(by_month) > 12 or any(
+            isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= 12 for m in by_month):
+        raise bad_request("Invalid month value in by_month field. Valid values: from 1 to 12")
+    by_monthday = data.get("by_monthday") or []
+    if not isinstance(by_monthday, list) or len(by_monthday) > 62 or any(
+            isinstance(d, bool) or not isinstance(d, int) or not -31 <= d <= 31 or d == 0 for d in by_monthday):
+        raise bad_request("Invalid monthday value in by_monthday field. Valid values: from 1 to 31 and from -31 to -1")
+    spec.update(frequency=frequency, interval=interval if interval is not None else (1 if frequency else None),
+                until=_wall_clock(data["until"]) if data.get("until") else None, week_start=week_start or "SU",
+                by_day=list(dict.fromkeys(by_day)), by_month=list(dict.fromkeys(by_month)),
+                by_monthday=list(dict.fromkeys(by_monthday)))
+    if shift_type == ROLLING_USERS:
+        index = data.get("start_rotation_from_user_index")
+        if index is None:
+            raise bad_request("Field 'start_rotation_from_user_index' is required for this on-call shift type")
+        spec["start_rotation_from_user_index"] = _integer(index, "start_rotation_from_user_index", 0, 10_000)
+        if frequency == "daily":
+            if spec["by_monthday"]:
+                raise bad_request("Day limits are temporarily disabled for on-call shifts with type 'rolling_users' "
+                                  "and frequency 'daily'")
+            if spec["by_day"] and spec["interval"] > len(spec["by_day"]):
+                raise bad_request("Interval must be less than or equal to the number of selected days")
+        groups = data.get("rolling_users") or []
+        if not isinstance(groups, list) or len(groups) > MAX_GROUPS:
+            raise field_error("rolling_users", f"Expected a list of at most {MAX_GROUPS} lists of user ids.")
+        spec["rolling_users"] = [known_user_ids("rolling_users", group) for group in groups]
+        spec["users"] = []
+    else:
+        spec["users"] = known_user_ids("users", data.get("users") or [])
+        spec["rolling_users"] = None
+        spec["start_rotation_from_user_index"] = None
+    for field in UNUSED_BY_TYPE[shift_type]:
+        if field in RECURRENCE_FIELDS:
+            spec[field] = None if field != "week_start" else "SU"
+    if shift_type == OVERRIDE:
+        spec["level"] = 0
+    try:
+        shift_from_spec("check", spec)  # the engine's own invariants, as a last word
+    except ShiftError as refused:
+        raise field_error(refused.field, str(refused))
+    return spec
+
+
+def serialise(row: dict) -> dict:
+    spec = row["spec"]
+    result = {"id": row["id"], "team_id": spec.get("team_id"), "name": spec["name"], "type": spec["type"],
+              "time_zone": spec.get("time_zone"), "level": spec.get("level", 0), "start": spec["start"],
+              "duration": spec["duration"], "rotation_start": spec.get("rotation_start") or spec["start"]}
+    for field in (*RECURRENCE_FIELDS, "users", "rolling_users", "start_rotation_from_user_index"):
+        result[field] = spec.get(field)
+    for field in ("by_day", "by_month", "by_monthday"):
+        result[field] = result[field] or None
+    for field in UNUSED_BY_TYPE[spec["type"]]:
+        result.pop(field, None)
+    if spec.get("frequency") != "weekly":
+        result.pop("week_start", None)
+    return result
+
+
+def _shift_or_404(shift_id: str) -> dict:
+    row = shift_by_id(runtime().db, shift_id)
+    if row is None:
+        not_found()
+    return row
+
+
+@api.get("/on_call_shifts/", strict_slashes=False)
+def list_shifts():
+    filters = {name: request.args.get(name) for name in ("name", "schedule_id")}
+    if "team_id" in request.args:
+        filters["team_id"] = request.args["team_id"]
+    number, size = page_params()
+    page = shifts_page(runtime().db, filters, number, size)
+    return jsonify(paginated(page, [serialise(row) for row in page.rows]))
+
+
+@api.get("/on_call_shifts/<shift_id>/", strict_slashes=False)
+def get_shift(shift_id: str):
+    return jsonify(serialise(_shift_or_404(shift_id)))
+
+
+@api.post("/on_call_shifts/", strict_slashes=False)
+@requires("admin")
+def create_shift():
+    spec = shift_spec(json_object())
+    rt = runtime()
+    shift, position = rt.config.create_shift(spec, at=datetime.now(timezone.utc))
+    rt.wait_for("config", position)
+    return jsonify(serialise(_shift_or_404(public_id(PREFIX_SHIFT, shift.id)))), 201
+
+
+@api.route("/on_call_shifts/<shift_id>/", methods=["PUT", "PATCH"], strict_slashes=False)
+@requires("admin")
+def update_shift(shift_id: str):
+    row = _shift_or_404(shift_id)
+    spec = shift_spec(json_object(), before={**row["spec"], "_id": row["id"]})
+    rt = runtime()
+    try:
+        position = rt.config.update_shift(UUID(row["uuid"]), spec)
+    except AggregateNotFoundError:
+        not_found()
+    rt.wait_for("config", position)
+    return jsonify(serialise(_shift_or_404(shift_id)))
+
+
+@api.delete("/on_call_shifts/<shift_id>/", strict_slashes=False)
+@requires("admin")
+def delete_shift(shift_id: str):
+    """The shift stops counting from now; who was on call before stays answerable from the log."""
+    row = _shift_or_404(shift_id)
+    rt = runtime()
+    try:
+        position = rt.config.delete_shift(UUID(row["uuid"]), at=datetime.now(timezone.utc))
+    except AggregateNotFoundError:
+        not_found()
+    rt.wait_for("config", position)
+    return Response(status=204)
