@@ -13,6 +13,7 @@ import pytest
 import recurring_ical_events
 
 from projections.schedules import on_call_from_log, refresh_calendars
+from tests.conftest import eventually
 from tocsin.cli import create_token
 
 SHIFT_FIELDS_ROLLING = {
@@ -287,6 +288,17 @@ def test_an_ical_schedule_by_url_refreshes_keeps_the_last_good_copy_and_says_wha
     positions = runtime.config.recorder.max_notification_id()
     refresh_and_read()  # the same failure again records nothing: a refresh every 10 minutes keeps the log small
     assert runtime.config.recorder.max_notification_id() == positions
+
+
+def test_the_running_service_fetches_a_new_ical_schedule_by_itself(client, people, calendar_server):
+    """No request waits for a calendar: the refresh job beside the ticker fetches a new schedule
+    within seconds, then every 10 minutes."""
+    now = datetime.now(UTC)
+    calendar_server.body = one_event("carol", now - timedelta(hours=1), now + timedelta(hours=1))
+    created = make_schedule(client, type="ical", name="Fetched in the background", ical_url_primary=calendar_server.url)
+    assert created["on_call_now"] == [] and created["ical_last_fetched_at"] is None
+    eventually(lambda: client.get(f"/api/v1/schedules/{created['id']}/").get_json()["on_call_now"] == [people["carol"]],
+               timeout=15, describe="the background fetch")
 
 
 def test_the_export_is_a_subscribable_calendar_that_imports_to_the_same_final_shifts(
