@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import Blueprint, Response
 
 from web import runtime
+from web.api.schedules import schedule_metrics
 from web.health import follower_metrics
 from web.ratelimit import LIMITS, Counts, limiter
 
@@ -61,6 +62,7 @@ def prometheus_metrics():
                     f" {refused[limit]}"
                 )
     lines += alert_group_metrics(runtime().db)
+    lines += schedule_metrics(_family, _label)  # gaps and empty shifts in the next 30 days
     lines += follower_metrics(_family, _label)  # ingest, projections, ticker: lag and errors
     return Response("\n".join(lines) + "\n", content_type=CONTENT_TYPE)
 

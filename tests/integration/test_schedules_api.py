@@ -175,6 +175,9 @@ def test_schedule_validation_and_final_shifts_parameters(client):
         assert (response.status_code, response.get_json()) == (400, expected), body
     schedule = make_schedule(client, type="web", name="Empty")
     assert schedule["on_call_now"] == [] and schedule["has_gaps"] is True
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert f'tocsin_schedule_gap_seconds{{schedule="{schedule["id"]}"}} {30 * 86400}' in metrics
+    assert f'tocsin_schedule_empty_shifts{{schedule="{schedule["id"]}"}} 0' in metrics
     base = f"/api/v1/schedules/{schedule['id']}/final_shifts"
     for query, expected in [
         ("", {"start_date": ["This field is required."]}),

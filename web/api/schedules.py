@@ -21,7 +21,7 @@ from domain.ids import public_id
 from domain.schedules import MAX_WINDOW, OVERRIDE, IcalError, coverage, export_calendar, final_shifts, on_call_at
 from domain.schedules.aggregates import PREFIX_SCHEDULE, SCHEDULE_TYPES
 from domain.users import is_timezone
-from projections.schedules import directory, engine_schedule, schedule_by_id, schedules_page, shifts_by_ids
+from projections.schedules import directory, engine_schedule, live_schedules, schedule_by_id, schedules_page, shifts_by_ids
 from web import runtime
 from web.api import _caller, api, bad_request, not_found, page_params, paginated, requires
 from web.api.on_call_shifts import _team, _text, field_error, json_object
@@ -259,3 +259,22 @@ def export_schedule(schedule_id: str):
         raise bad_request(str(error))
     body = export_calendar(shifts, users, row["settings"]["name"], now, schedule_id=row["id"])
     return Response(body, mimetype="text/calendar")
+
+
+def schedule_metrics(family, label) -> list[str]:
+    """Per live schedule, what the next 30 days lack: seconds with nobody on call, and shifts
+    whose users may not be on call (OnCall's gap and empty-shift checks, as series)."""
+    db = runtime().db
+    users, now = directory(db), datetime.now(UTC)
+    gaps, empty = [], []
+    for row in live_schedules(db):
+        try:
+            report = coverage(engine_schedule(db, row), now, users)
+        except IcalError:  # said in the schedule's ical_error; no number is better than a wrong one
+            continue
+        series = f'{{schedule="{label(row["id"])}"}}'
+        gaps.append(f"tocsin_schedule_gap_seconds{series} {sum(int((b - a).total_seconds()) for a, b in report.gaps)}")
+        empty.append(f"tocsin_schedule_empty_shifts{series} {len(report.empty_shifts)}")
+    return (family("tocsin_schedule_gap_seconds", "gauge", "Seconds in the next 30 days with nobody on call.") + gaps
+            + family("tocsin_schedule_empty_shifts", "gauge",
+                     "Shifts in the next 30 days whose users may not be on call (viewers, deleted users).") + empty)
