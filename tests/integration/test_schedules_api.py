@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 import icalendar
 import pytest
 import recurring_ical_events
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from projections.schedules import on_call_from_log, refresh_calendars
 from tests.conftest import eventually
@@ -370,3 +372,35 @@ def test_who_was_on_call_at_a_past_instant_comes_from_the_log_and_replay_rebuild
     assert len(live["schedules"]) == 2 and len(live["on_call_shifts"]) == 1
     runtime.rebuild_read_models()
     assert tables() == live
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**20), 10**20) | st.floats(allow_nan=False)
+    | st.text(max_size=30) | st.sampled_from(["2026-01-01T09:00:00", "weekly", "MO", "UTC", "Europe/Berlin",
+                                             "rolling_users", "override", "daily", "\x00", "\ud800"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=12,
+)
+SHIFT_KEYS = ["name", "type", "team_id", "time_zone", "level", "start", "duration", "rotation_start", "frequency",
+              "interval", "until", "week_start", "by_day", "by_month", "by_monthday", "users", "rolling_users",
+              "start_rotation_from_user_index"]
+SCHEDULE_KEYS = ["name", "type", "team_id", "time_zone", "shifts", "ical_url_primary", "ical_url_overrides",
+                 "enable_web_overrides"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                    HealthCheck.too_slow])
+@given(shift=st.dictionaries(st.sampled_from(SHIFT_KEYS), json_values, max_size=10),
+       schedule=st.dictionaries(st.sampled_from(SCHEDULE_KEYS), json_values, max_size=6))
+def test_random_shift_and_schedule_bodies_get_an_answer_never_a_server_error(client, shift, schedule):
+    base = {"name": "fuzz", "type": "rolling_users", "start": "2026-01-01T09:00:00", "duration": 3600,
+            "frequency": "daily", "start_rotation_from_user_index": 0}
+    response = client.post("/api/v1/on_call_shifts/", json={**base, **shift})
+    assert response.status_code in (201, 400), (shift, response.get_json())
+    if response.status_code == 201:
+        created = response.get_json()
+        assert client.get(f"/api/v1/on_call_shifts/{created['id']}/").status_code == 200
+        schedule = {**schedule, "shifts": [created["id"]]} if schedule.get("type") in ("web", "calendar") else schedule
+        client.delete(f"/api/v1/on_call_shifts/{created['id']}/")
+    response = client.post("/api/v1/schedules/", json=schedule)
+    assert response.status_code in (201, 400), (schedule, response.get_json())
