@@ -184,7 +184,10 @@ class InProcessTemplates:
         return evaluations
 
     def openings(self, items: list[tuple[IntegrationSettings, AlertDecision]]) -> list[Opening]:
-        return [self.opening(integration, decision) for integration, decision in items]
+        return [
+            render_opening_of(integration.type.slug, integration.templates, decision.payload_json)
+            for integration, decision in items
+        ]
 
     def evaluate(self, integration: IntegrationSettings, payload_json: str) -> EntryEvaluation:
         return evaluate_entry(integration.type.slug, integration.templates, payload_json)
