@@ -270,8 +270,9 @@ def test_an_ical_schedule_by_url_refreshes_keeps_the_last_good_copy_and_says_wha
     assert fetched["on_call_now"] == [people["alice"]] and fetched["ical_error"] is None
     assert fetched["ical_last_fetched_at"]
 
-    calendar_server.body = one_event("[L1] BOB@example.com", now - timedelta(hours=1), now + timedelta(hours=1))
-    assert refresh_and_read()["on_call_now"] == [people["bob"]]
+    calendar_server.body = one_event("[L1] BOB@example.com mallory", now - timedelta(hours=1), now + timedelta(hours=1))
+    by_email = refresh_and_read()
+    assert by_email["on_call_now"] == [people["bob"]] and by_email["missing_users"] == ["mallory"]
 
     calendar_server.body = b"this is not a calendar"
     broken = refresh_and_read()

@@ -2,7 +2,8 @@
 ``on_call_now``, their final shifts, and the final schedule as an iCal feed.
 
 Beyond OnCall's shape each schedule says what the next 30 days lack (``gaps``,
-``empty_shifts``), and an ical schedule how its last fetch went (``ical_last_fetched_at``,
+``empty_shifts``), a schedule with calendars which names in them match no user
+(``missing_users``), and an ical schedule how its last fetch went (``ical_last_fetched_at``,
 ``ical_error``).
 """
 
@@ -18,7 +19,7 @@ from flask import Response, jsonify, request
 from adapters.ical_fetch import FetchError, check_calendar_url
 from domain.configuration import token_digest
 from domain.ids import public_id
-from domain.schedules import MAX_WINDOW, OVERRIDE, IcalError, coverage, export_calendar, final_shifts, on_call_at
+from domain.schedules import COVERAGE_HORIZON, MAX_WINDOW, OVERRIDE, IcalError, coverage, export_calendar, final_shifts, on_call_at
 from domain.schedules.aggregates import PREFIX_SCHEDULE, SCHEDULE_TYPES
 from domain.users import is_timezone
 from projections.schedules import directory, engine_schedule, live_schedules, schedule_by_id, schedules_page, shifts_by_ids
@@ -119,6 +120,8 @@ def serialise(row: dict, users, now: datetime) -> dict:
         result["gaps"] = [{"start": _iso(a), "end": _iso(b)} for a, b in report.gaps]
         result["empty_shifts"] = [{"shift_id": o.source, "start": _iso(o.start), "end": _iso(o.end)}
                                   for o in report.empty_shifts]
+        if schedule.calendars:  # names in calendar events that match no user (OnCall's "missing users")
+            result["missing_users"] = schedule.unmatched_names(now, now + COVERAGE_HORIZON, users)
     except IcalError as error:  # a calendar with too many events: say so, answer the rest
         result.update(on_call_now=[], has_gaps=True, gaps=[], empty_shifts=[], ical_error=str(error))
     if row["type"] == "ical" or row.get("ical_error"):
