@@ -688,8 +688,20 @@ def apply_template(
     finally:
         _budget.reset(token)
     if len(rendered) > result_length:
-        return rendered[:result_length] + TRUNCATION_MARK
-    return rendered
+        rendered = rendered[:result_length] + TRUNCATION_MARK
+    return _encodable(rendered)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _encodable(text: str) -> str:
+    """``text`` with lone surrogates (``{{ "%c"|format(55296) }}``) replaced by U+FFFD.
+
+    No store can encode a lone surrogate, and a rendered value is written into events: one such
+    title would make every save of its batch fail, and ingest retry it for ever.
+    """
+    return _LONE_SURROGATE.sub("\ufffd", text) if _LONE_SURROGATE.search(text) else text
 
 
 def fallback_text(exc: TemplateError | TemplateWarning) -> str:

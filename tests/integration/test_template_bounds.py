@@ -237,3 +237,18 @@ def test_a_long_error_message_is_stored_cut_short(client, make_integration):
     error = entry["details"]["template_errors"]["grouping_key"]
     assert error.startswith("Template Warning: 'dict object' has no attribute 'aaa")
     assert len(error) == 502 and error.endswith("..")
+
+
+def test_a_template_that_renders_a_lone_surrogate_does_not_stop_ingest(client, make_integration):
+    # No store can encode a lone surrogate: rendered as it is, this title would make every save
+    # of its batch fail, and ingest would retry that batch for ever.
+    surrogate = '{{ "%c" | format(55296) }}'
+    broken = make_integration(
+        "webhook", templates={"grouping_key": surrogate + "key", "web": {"title": "down " + surrogate}}
+    )
+    other = make_integration("webhook")
+    post(client, broken, {"service": "api"})
+    since = post(client, other, {"service": "db"})
+    visible_after(client, other, since)
+    (group,) = wait_for_groups(client, broken["id"], 1)
+    assert group["title"] == "down \ufffd"
