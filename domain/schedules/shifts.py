@@ -34,6 +34,9 @@ HOURLY, DAILY, WEEKLY, MONTHLY = "hourly", "daily", "weekly", "monthly"
 FREQUENCIES = (HOURLY, DAILY, WEEKLY, MONTHLY)
 WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 DEFAULT_WEEK_START = "SU"  # OnCall's default
+# Wall-clock times outside these years are refused: far enough for any rota, and far from the
+# ends of datetime's range, which time-zone arithmetic would run past.
+MIN_YEAR, MAX_YEAR = 1970, 9000
 
 # An ordinal weekday as RFC 5545 writes it: "MO", "1MO", "-2TU".
 BY_DAY_PATTERN = re.compile(r"^([+-]?[1-5])?(MO|TU|WE|TH|FR|SA|SU)$")
@@ -130,8 +133,6 @@ def check_shift(shift: Shift) -> None:
     """Invariants every stored shift keeps (the API gives OnCall's texts before this)."""
     if shift.type not in SHIFT_TYPES:
         raise ShiftError("type", f"Invalid shift type: {shift.type}")
-    if shift.start.tzinfo is not None:
-        raise ShiftError("start", "start is a wall-clock time without a zone")
     if shift.duration <= timedelta(0):
         raise ShiftError("duration", "Duration must be positive")
     if shift.time_zone is not None:
@@ -156,9 +157,13 @@ def check_shift(shift: Shift) -> None:
             raise ShiftError("by_monthday", f"Invalid monthday value: {day}")
     if shift.type == ROLLING_USERS and shift.start_rotation_from_user_index < 0:
         raise ShiftError("start_rotation_from_user_index", "Must be a non-negative integer")
-    for moment in (shift.rotation_start, shift.until):
-        if moment is not None and moment.tzinfo is not None:
-            raise ShiftError("until", "until and rotation_start are wall-clock times without a zone")
+    for name, moment in (("start", shift.start), ("rotation_start", shift.rotation_start), ("until", shift.until)):
+        if moment is None:
+            continue
+        if moment.tzinfo is not None:
+            raise ShiftError(name, f"{name} is a wall-clock time without a zone")
+        if not MIN_YEAR <= moment.year <= MAX_YEAR:
+            raise ShiftError(name, f"{name} must be between the years {MIN_YEAR} and {MAX_YEAR}")
 
 
 @lru_cache(maxsize=1024)

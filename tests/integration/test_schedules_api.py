@@ -122,6 +122,8 @@ BASE_SHIFT = {"name": "s", "type": "recurrent_event", "start": "2026-01-01T09:00
                                            "Should be one of the following: 'MO', 'TU', 'WE', 'TH', 'FR', 'SA', 'SU'"}),
     ({"start": "2026-01-01 09:00"}, 400, {"detail": "Invalid datetime format, should be \"yyyy-mm-dd'T'hh:mm:ss\""}),
     ({"until": "tomorrow"}, 400, {"detail": "Invalid datetime format, should be \"yyyy-mm-dd'T'hh:mm:ss\""}),
+    ({"start": "9999-12-31T23:00:00"}, 400, {"detail": "Dates must be between the years 1970 and 9000"}),
+    ({"until": "0001-01-01T00:00:00"}, 400, {"detail": "Dates must be between the years 1970 and 9000"}),
     ({"interval": 0}, 400, {"detail": "Invalid value for interval"}),
     ({"interval": 10**30}, 400, {"detail": "Invalid value for interval"}),
     ({"by_day": ["XX"]}, 400, {"detail": "Invalid day value in by_day field. Valid values: 'MO', 'TU', 'WE', 'TH', "
@@ -190,6 +192,8 @@ def test_schedule_validation_and_final_shifts_parameters(client):
          {"non_field_errors": ["start_date must be less than or equal to end_date"]}),
         ("?start_date=2026-01-01&end_date=2027-01-02",
          {"non_field_errors": ["The difference between start_date and end_date must be less than one year (365 days)"]}),
+        ("?start_date=0001-01-01&end_date=0001-02-01",
+         {"start_date": ["Dates must be between the years 1970 and 9000."]}),
         ("?start_date=99999-01-01&end_date=2027-01-02",
          {"start_date": ["Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm, YYYY-MM-DD."]}),
     ]:

@@ -253,6 +253,8 @@ def test_a_shift_whose_users_left_is_an_empty_shift_not_a_crash():
     (dict(frequency=MONTHLY, by_monthday=(32,)), "by_monthday"),
     (dict(frequency=MONTHLY, by_month=(13,)), "by_month"),
     (dict(frequency=WEEKLY, week_start="XY"), "week_start"),
+    (dict(start=datetime(9999, 12, 31)), "start"),
+    (dict(frequency=WEEKLY, until=datetime(1, 1, 1)), "until"),
 ])
 def test_a_shift_that_cannot_be_expanded_is_refused_naming_the_field(fields, field):
     base = dict(id="x", type=SINGLE_EVENT, start=datetime(2026, 1, 1), duration=timedelta(hours=1), users=("alice",))

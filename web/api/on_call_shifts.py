@@ -14,7 +14,7 @@ from flask import Response, jsonify, request
 
 from domain.schedules import FREQUENCIES, OVERRIDE, RECURRENT_EVENT, ROLLING_USERS, SHIFT_TYPES, SINGLE_EVENT, WEEKDAYS
 from domain.schedules.aggregates import PREFIX_SHIFT, WALL_CLOCK_FORMAT, shift_from_spec
-from domain.schedules.shifts import ShiftError
+from domain.schedules.shifts import MAX_YEAR, MIN_YEAR, ShiftError
 from domain.ids import public_id
 from domain.users import is_timezone
 from projections.schedules import live_user_ids, shift_by_id, shift_name_taken, shifts_page
@@ -86,9 +86,12 @@ def _wall_clock(value) -> str:
     if not isinstance(value, str) or len(value) > 40:
         raise bad_request(DATE_FORMAT_ERROR)
     try:
-        return datetime.strptime(value, WALL_CLOCK_FORMAT).strftime(WALL_CLOCK_FORMAT)
+        moment = datetime.strptime(value, WALL_CLOCK_FORMAT)
     except ValueError:
         raise bad_request(DATE_FORMAT_ERROR)
+    if not MIN_YEAR <= moment.year <= MAX_YEAR:
+        raise bad_request(f"Dates must be between the years {MIN_YEAR} and {MAX_YEAR}")
+    return moment.strftime(WALL_CLOCK_FORMAT)
 
 
 def _team(value) -> str | None:

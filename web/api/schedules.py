@@ -21,6 +21,7 @@ from domain.configuration import token_digest
 from domain.ids import public_id
 from domain.schedules import COVERAGE_HORIZON, MAX_WINDOW, OVERRIDE, IcalError, coverage, export_calendar, final_shifts, on_call_at
 from domain.schedules.aggregates import PREFIX_SCHEDULE, SCHEDULE_TYPES
+from domain.schedules.shifts import MAX_YEAR, MIN_YEAR
 from domain.users import is_timezone
 from projections.schedules import directory, engine_schedule, live_schedules, schedule_by_id, schedules_page, shifts_by_ids
 from web import runtime
@@ -211,9 +212,12 @@ def _date_param(name: str) -> datetime:
         raise field_error(name, "This field is required.")
     for form in FINAL_SHIFTS_FORMATS:
         try:
-            return datetime.strptime(value[:40], form).replace(tzinfo=UTC)
+            moment = datetime.strptime(value[:40], form).replace(tzinfo=UTC)
         except ValueError:
             continue
+        if not MIN_YEAR <= moment.year <= MAX_YEAR:
+            raise field_error(name, f"Dates must be between the years {MIN_YEAR} and {MAX_YEAR}.")
+        return moment
     raise field_error(name, "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm, YYYY-MM-DD.")
 
 
