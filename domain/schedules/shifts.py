@@ -15,7 +15,9 @@ hour) is read with the offset in force before the change, a repeated one as its 
 
 from __future__ import annotations
 
+import bisect
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,6 +39,7 @@ DEFAULT_WEEK_START = "SU"  # OnCall's default
 # Wall-clock times outside these years are refused: far enough for any rota, and far from the
 # ends of datetime's range, which time-zone arithmetic would run past.
 MIN_YEAR, MAX_YEAR = 1970, 9000
+CHECKPOINT_EVERY = 1024
 
 # An ordinal weekday as RFC 5545 writes it: "MO", "1MO", "-2TU".
 BY_DAY_PATTERN = re.compile(r"^([+-]?[1-5])?(MO|TU|WE|TH|FR|SA|SU)$")
@@ -242,15 +245,38 @@ def _rolling_turns(shift: Shift, rule, lo: datetime, hi: datetime) -> Iterator[t
         for local_start in rule.between(lo, hi, inc=True):
             yield local_start, (_period_key(shift, local_start) - first_key) // shift.interval
         return
-    turn, key = 0, first_key
-    for local_start in rule.xafter(first, inc=True):
+    # Walk the rule, resuming from the last checkpoint before the window: a rotation that began
+    # years ago is walked once, not on every question.
+    checkpoints, lock = _checkpoints(shift)
+    with lock:
+        if not checkpoints:
+            checkpoints.append((first, 0, first_key))
+        index = bisect.bisect_right(checkpoints, lo, key=lambda point: point[0]) - 1
+        resume, turn, key = checkpoints[max(index, 0)]
+        last_saved = checkpoints[-1][0]
+    walked = 0
+    # An occurrence lies on the rule's grid (its interval, weekday, day of month and time of day
+    # all come from it), so the rule restarted there gives the same occurrences from there on.
+    for local_start in rule.replace(dtstart=resume):
         if local_start > hi:
             return
         this_key = _period_key(shift, local_start)
         if this_key != key:
             turn, key = turn + 1, this_key
+        walked += 1
+        if walked % CHECKPOINT_EVERY == 0 and local_start > last_saved:
+            with lock:
+                if local_start > checkpoints[-1][0]:
+                    checkpoints.append((local_start, turn, key))
+                    last_saved = local_start
         if local_start >= lo:
             yield local_start, turn
+
+
+@lru_cache(maxsize=1024)
+def _checkpoints(shift: Shift) -> tuple[list[tuple[datetime, int, int]], threading.Lock]:
+    """(occurrence, its turn, its period) every ``CHECKPOINT_EVERY`` occurrences of a rotation."""
+    return [], threading.Lock()
 
 
 def _turn_users(shift: Shift, turn: int) -> tuple[str, ...]:

@@ -261,3 +261,24 @@ def test_a_shift_that_cannot_be_expanded_is_refused_naming_the_field(fields, fie
     with pytest.raises(ShiftError) as refused:
         Shift(**{**base, **fields})
     assert refused.value.field == field
+
+
+def test_a_rotation_walked_from_checkpoints_gives_the_turns_of_a_walk_from_its_start(monkeypatch):
+    """Rotations whose turns must be counted by walking the rule resume from checkpoints; asked
+    about windows in any order, they answer as a walk from the first occurrence does."""
+    from domain.schedules import HOURLY
+    from domain.schedules import shifts as engine
+
+    def rotation(name):
+        return Shift(name, ROLLING_USERS, datetime(2025, 1, 1, 0, 30), timedelta(minutes=50), time_zone="Europe/Berlin",
+                     rolling_users=(("alice",), ("bob",), ("carol",)), frequency=HOURLY, interval=3,
+                     by_day=("MO", "WE", "SA"), by_month=(1, 3, 4, 10, 11))
+    windows = [(utc(2026, 10, 20), utc(2026, 11, 3)), (utc(2025, 3, 20), utc(2025, 4, 2)),
+               (utc(2026, 3, 25), utc(2026, 4, 1)), (utc(2025, 1, 1), utc(2025, 1, 9))]
+    monkeypatch.setattr(engine, "CHECKPOINT_EVERY", 10**9)
+    walked = [final_shifts(Schedule("UTC", (rotation("whole-walk"),)), *w, USERS) for w in windows]
+    monkeypatch.setattr(engine, "CHECKPOINT_EVERY", 7)
+    resumed = Schedule("UTC", (rotation("checkpoints"),))
+    final_shifts(resumed, utc(2026, 12, 1), utc(2026, 12, 2), USERS)  # lays checkpoints up to the end
+    assert [final_shifts(resumed, *w, USERS) for w in windows] == walked
+    assert all(walked)

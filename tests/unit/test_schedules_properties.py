@@ -59,11 +59,14 @@ def rotations(draw, index):
         start = WINDOW_START + timedelta(minutes=15 * draw(st.integers(-4 * 24 * 20, 4 * 24 * 50)))
     seconds = int(period.total_seconds())
     duration = timedelta(seconds=draw(st.integers(600, 2 * seconds) if frequency != HOURLY else st.integers(600, 3 * seconds)))
+    # Days of the week for daily and hourly rotations: some days have no turn at all, so turns
+    # are counted by walking the rule (the engine's other path).
+    by_day = () if frequency == WEEKLY else tuple(draw(st.lists(st.sampled_from(WEEKDAYS), max_size=4, unique=True)))
     return Shift(
         id=f"rotation-{index}", type=ROLLING_USERS, start=start.replace(tzinfo=None), duration=duration,
         time_zone=draw(st.sampled_from(ZONES)), level=draw(st.integers(0, 2)),
         rolling_users=draw(user_groups), start_rotation_from_user_index=draw(st.integers(0, 5)),
-        frequency=frequency, interval=interval, week_start=draw(st.sampled_from(WEEKDAYS)),
+        frequency=frequency, interval=interval, week_start=draw(st.sampled_from(WEEKDAYS)), by_day=by_day,
     )
 
 
@@ -102,16 +105,19 @@ def reference_occurrences(schedule: Schedule):
                           (shift.type == OVERRIDE, shift.level)))
             continue
         step = PERIOD[shift.frequency] * shift.interval
-        k = 0
+        k = turn = 0
         while True:
             local_start = shift.start + k * step
+            k += 1
             start = local_start.replace(tzinfo=zone).astimezone(UTC)
             if start > WINDOW_END + timedelta(days=1):
                 break
+            if shift.by_day and WEEKDAYS[local_start.weekday()] not in shift.by_day:
+                continue  # no occurrence that day, and no turn taken
             groups = shift.rolling_users
-            users = groups[(k + shift.start_rotation_from_user_index) % len(groups)]
+            users = groups[(turn + shift.start_rotation_from_user_index) % len(groups)]
             found.append((start, reference_end(local_start, shift.duration, zone), users, (False, shift.level)))
-            k += 1
+            turn += 1
     return found
 
 
