@@ -62,14 +62,22 @@ def _group_filters(filters: dict, with_state: bool = True) -> tuple[list[str], l
     return where, params
 
 
-def group_list_page(db: Database, filters: dict, number: int, size: int) -> Page:
+def group_list_page(db: Database, filters: dict, number: int, size: int, count: int | None = None) -> Page:
     """Alert groups for the dashboard's list, newest first: the API's filters plus a title search.
 
     ``filters``: ``state``, ``integration_id``, ``started_after``/``started_before`` (stored ISO
-    text, the end excluded), ``search`` (case-insensitive, in titles).
+    text, the end excluded), ``search`` (case-insensitive, in titles). ``count``, when the caller
+    knows how many groups match (from ``state_counts``), saves counting them again.
     """
     where, params = _group_filters(filters)
-    return paginate(db, ALERT_GROUPS, where, params, ALERT_GROUP_ORDER, number, size)
+    if count is None:
+        return paginate(db, ALERT_GROUPS, where, params, ALERT_GROUP_ORDER, number, size)
+    number = min(max(number, 1), max(1, -(-count // size)))  # a page too far: the last, as paginate
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    rows = db.query(
+        f"{ALERT_GROUPS}{clause} ORDER BY {ALERT_GROUP_ORDER} LIMIT %s OFFSET %s", [*params, size, (number - 1) * size]
+    )
+    return Page(rows=rows, count=count, number=number, size=size)
 
 
 def state_counts(db: Database, filters: dict) -> dict[str, int]:

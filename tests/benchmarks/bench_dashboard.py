@@ -15,7 +15,8 @@ through Flask's test client (no network in either measurement):
 * ``GET /?`` (the dashboard's list page, 25 rows, with a signed-in session),
 
 for the first page, the first page filtered by state, a page deep in the list (each read again
-and again, as a polling page does) and a different page every round (nothing read before).
+and again, as a polling page does), a different page every round, and the first page after a
+change (a group acknowledged, untimed, before each request: nothing read before is reusable).
 Requests alternate between the two after a warm-up; it prints the median and p90 of each and the ratio
 of the medians (target: the page within 2x the API). Everything it creates (the SQLite folder,
 the PostgreSQL schema) is removed at the end.
@@ -59,13 +60,15 @@ from web import create_app  # noqa: E402
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 TARGET_RATIO = 2.0
 BATCH = 500
-# (label, query for round n): the same page again (what polls do: the page reuses what it read
-# while the view has not moved on), and a different page every round (nothing to reuse).
+# (label, query for round n, change before each round): the same page again (what polls do: the
+# page reuses what it read while the view has not moved on), a different page every round, and
+# the first page after a group was acknowledged (untimed) before every round: nothing to reuse.
 CASES = (
-    ("first page", lambda n: ""),
-    ("state=acknowledged", lambda n: "state=acknowledged"),
-    ("page 200", lambda n: "page=200"),
-    ("new page each round", lambda n: f"page={n + 2}"),
+    ("first page", lambda n: "", False),
+    ("state=acknowledged", lambda n: "state=acknowledged", False),
+    ("page 200", lambda n: "page=200", False),
+    ("new page each round", lambda n: f"page={n + 2}", False),
+    ("after each change", lambda n: "", True),
 )
 
 
@@ -139,14 +142,20 @@ def run(settings: Settings, groups: int, rounds: int) -> list[tuple[str, float, 
         api.environ_base["HTTP_AUTHORIZATION"] = token
         fill(runtime, api, groups)
         page = sign_in(app, token)
+        runtime.start()  # the projections, as in `tocsin serve`: an action waits for its own event
         results = []
-        for label, query in CASES:
+        fresh = iter(runtime.db.query("SELECT id FROM alert_groups WHERE state = 'firing' LIMIT 1000"))
+        for label, query, change in CASES:
             for _ in range(5):  # warm-up: connections, template compilation
                 timed(api.get, "/api/v1/alert_groups/?perpage=25&page=1")
                 timed(page.get, "/?page=1")
             api_times, page_times = [], []
             for n in range(rounds):
+                if change:
+                    assert api.post(f"/api/v1/alert_groups/{next(fresh)['id']}/acknowledge").status_code == 200
                 api_times.append(timed(api.get, f"/api/v1/alert_groups/?perpage=25&{query(n)}"))
+                if change:
+                    assert api.post(f"/api/v1/alert_groups/{next(fresh)['id']}/acknowledge").status_code == 200
                 page_times.append(timed(page.get, f"/?{query(n)}"))
             api_median, page_median = statistics.median(api_times), statistics.median(page_times)
             p90 = lambda values: sorted(values)[int(len(values) * 0.9) - 1]  # noqa: E731

@@ -55,6 +55,8 @@ EDITOR_FIELDS = ("web.title", "web.message", "grouping_key", "resolve_signal", "
 FILTER_NAMES = ("state", "integration", "from", "to", "q")
 LIST_CACHE_SECONDS = 60.0
 LISTS_EXTENSION = "tocsin_dashboard_lists"
+NAMES_CACHE_SECONDS = 5.0
+NAMES_EXTENSION = "tocsin_dashboard_integration_names"
 
 
 class BadFilter(ValueError):
@@ -86,6 +88,8 @@ def _duration(seconds):
 @dashboard.app_template_filter("when")
 def _when(stored: str | None) -> str:
     """Stored ISO text as ``2026-12-01 10:37:44 UTC`` (a <time> element carries the exact value)."""
+    if stored and len(stored) == 27 and stored[10] == "T" and stored[-1] == "Z":  # the stored form: cut, not parse
+        return f"{stored[:10]} {stored[11:19]} UTC"
     moment = read.parse_time(stored)
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "–"
 
@@ -166,14 +170,25 @@ def _page_number() -> int:
 
 def _list_rows(filters: dict, number: int) -> tuple[Page, dict[str, int]]:
     """A page of groups and the counts per state, read again only when the view has moved on:
-    every open list polls, and most polls find nothing new."""
+    every open list polls, and most polls find nothing new. The counts serve every page of the
+    same filters, and give the page its total."""
     db = runtime().db
     # One cache per app (so per database), keyed by the view's version: never stale.
     lists = current_app.extensions.setdefault(LISTS_EXTENSION, ExpiringCache(ttl=LIST_CACHE_SECONDS, maxsize=512))
-    key = (read.alert_groups_version(db), tuple(sorted(filters.items())), number)
-    return lists.get_or_load(
-        key, lambda: (read.group_list_page(db, filters, number, PAGE_SIZE), read.state_counts(db, filters))
+    version, filtered = read.alert_groups_version(db), tuple(sorted(filters.items()))
+    counts = lists.get_or_load((version, filtered), lambda: read.state_counts(db, filters))
+    total = counts[filters["state"]] if filters.get("state") else sum(counts.values())
+    page = lists.get_or_load(
+        (version, filtered, number), lambda: read.group_list_page(db, filters, number, PAGE_SIZE, count=total)
     )
+    return page, counts
+
+
+def _integration_names() -> dict[str, str]:
+    """Integration names for the list; a rename shows within NAMES_CACHE_SECONDS (one round
+    trip less on every list that changed)."""
+    names = current_app.extensions.setdefault(NAMES_EXTENSION, ExpiringCache(ttl=NAMES_CACHE_SECONDS, maxsize=1))
+    return names.get_or_load("names", lambda: read.integration_names(runtime().db))
 
 
 def _list_context() -> dict:
@@ -189,7 +204,7 @@ def _list_context() -> dict:
         "page": page,
         "form": form,
         "counts": counts,
-        "integrations": read.integration_names(db),
+        "integrations": _integration_names(),
         "states": STATE_ORDER,
         "state_labels": STATE_LABELS,
         "page_link": page_link,
@@ -371,6 +386,7 @@ def create_integration():
         return _integrations_page(_messages(invalid.messages), 400)
     except ApiError as refused:
         return _integrations_page(_messages(refused.body.get("detail", refused.body)), refused.status)
+    current_app.extensions.pop(NAMES_EXTENSION, None)  # the lists name it at once
     return redirect(url_for("dashboard.integration_page", integration_id=row["id"], created=1), code=303)
 
 
