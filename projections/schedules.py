@@ -15,8 +15,21 @@ from uuid import UUID
 
 from adapters.ical_fetch import FetchError, fetch_calendar
 from domain.ids import PREFIX_USER, public_id
-from domain.schedules import Directory, IcalError, ImportedCalendar, Schedule, ScheduleUser, on_call_at
-from domain.schedules.aggregates import PREFIX_SCHEDULE, PREFIX_SHIFT, OnCallSchedule, OnCallShift, shift_from_spec
+from domain.schedules import (
+    Directory,
+    IcalError,
+    ImportedCalendar,
+    Schedule,
+    ScheduleUser,
+    on_call_at,
+)
+from domain.schedules.aggregates import (
+    PREFIX_SCHEDULE,
+    PREFIX_SHIFT,
+    OnCallSchedule,
+    OnCallShift,
+    shift_from_spec,
+)
 from domain.users import User
 from projections.db import Cursor, Database, iso
 from projections.queries import Page, paginate

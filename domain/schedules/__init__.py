@@ -5,7 +5,12 @@ call: viewers may not), so the same schedule gives the same answer for any past 
 given the users and the schedule version of that instant.
 """
 
-from domain.schedules.ical import IcalError, ImportedCalendar, export_calendar, parse_calendar
+from domain.schedules.ical import (
+    IcalError,
+    ImportedCalendar,
+    export_calendar,
+    parse_calendar,
+)
 from domain.schedules.resolution import (
     COVERAGE_HORIZON,
     MAX_WINDOW,

@@ -12,6 +12,7 @@ import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 from domain.schedules.shifts import Occurrence, Shift
 
@@ -110,7 +111,7 @@ def resolve(occurrences: Iterable[Occurrence], on_call_ids: frozenset[str]) -> l
     active: dict[int, tuple[Occurrence, frozenset[str]]] = {}
     ends: list[tuple[datetime, int]] = []
     next_index = 0
-    for here, there in zip(boundaries, boundaries[1:]):
+    for here, there in pairwise(boundaries):
         while next_index < len(valid) and valid[next_index][0].start <= here:
             active[next_index] = valid[next_index]
             heapq.heappush(ends, (valid[next_index][0].end, next_index))

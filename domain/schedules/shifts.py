@@ -140,9 +140,8 @@ def check_shift(shift: Shift) -> None:
         raise ShiftError("duration", "Duration must be positive")
     if shift.time_zone is not None:
         zone_info(shift.time_zone)
-    if shift.type in (RECURRENT_EVENT, ROLLING_USERS):
-        if shift.frequency is None:
-            raise ShiftError("frequency", "Field 'frequency' is required for this on-call shift type")
+    if shift.type in (RECURRENT_EVENT, ROLLING_USERS) and shift.frequency is None:
+        raise ShiftError("frequency", "Field 'frequency' is required for this on-call shift type")
     if shift.frequency is not None and shift.frequency not in FREQUENCIES:
         raise ShiftError("frequency", f"Invalid frequency: {shift.frequency}")
     if shift.interval < 1:
@@ -254,16 +253,14 @@ def _rolling_turns(shift: Shift, rule, lo: datetime, hi: datetime) -> Iterator[t
         index = bisect.bisect_right(checkpoints, lo, key=lambda point: point[0]) - 1
         resume, turn, key = checkpoints[max(index, 0)]
         last_saved = checkpoints[-1][0]
-    walked = 0
     # An occurrence lies on the rule's grid (its interval, weekday, day of month and time of day
     # all come from it), so the rule restarted there gives the same occurrences from there on.
-    for local_start in rule.replace(dtstart=resume):
+    for walked, local_start in enumerate(rule.replace(dtstart=resume), start=1):
         if local_start > hi:
             return
         this_key = _period_key(shift, local_start)
         if this_key != key:
             turn, key = turn + 1, this_key
-        walked += 1
         if walked % CHECKPOINT_EVERY == 0 and local_start > last_saved:
             with lock:
                 if local_start > checkpoints[-1][0]:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from domain.schedules import (  # noqa: E402
+from domain.schedules import (
     DAILY,
     OVERRIDE,
     ROLLING_USERS,

@@ -221,7 +221,7 @@ class CalendarServer:
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's name)
+            def do_GET(self):
                 self.send_response(server.status)
                 self.send_header("Content-Type", "text/calendar")
                 self.send_header("Content-Length", str(len(server.body)))

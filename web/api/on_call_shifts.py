@@ -6,21 +6,43 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from flask import Response, jsonify, request
+from marshmallow import ValidationError
 
-from domain.schedules import FREQUENCIES, OVERRIDE, RECURRENT_EVENT, ROLLING_USERS, SHIFT_TYPES, SINGLE_EVENT, WEEKDAYS
+from domain.ids import public_id
+from domain.schedules import (
+    FREQUENCIES,
+    OVERRIDE,
+    RECURRENT_EVENT,
+    ROLLING_USERS,
+    SHIFT_TYPES,
+    SINGLE_EVENT,
+    WEEKDAYS,
+)
 from domain.schedules.aggregates import PREFIX_SHIFT, WALL_CLOCK_FORMAT, shift_from_spec
 from domain.schedules.shifts import MAX_YEAR, MIN_YEAR, ShiftError
-from domain.ids import public_id
 from domain.users import is_timezone
-from projections.schedules import live_user_ids, shift_by_id, shift_name_taken, shifts_page
+from projections.schedules import (
+    live_user_ids,
+    shift_by_id,
+    shift_name_taken,
+    shifts_page,
+)
 from projections.users import live_teams
 from web import runtime
-from web.api import ApiError, api, bad_request, not_found, page_params, paginated, requires
+from web.api import (
+    ApiError,
+    api,
+    bad_request,
+    not_found,
+    page_params,
+    paginated,
+    requires,
+)
 from web.api.schemas import storable_text
 
 MAX_NAME_LENGTH = 200
@@ -64,22 +86,25 @@ def _text(data: dict, field: str, max_length: int) -> str:
         raise field_error(field, f"Ensure this field has no more than {max_length} characters.")
     try:
         storable_text(value)
-    except Exception as invalid:  # marshmallow's ValidationError, with DRF's text
-        raise field_error(field, invalid.messages[0] if hasattr(invalid, "messages") else str(invalid))
+    except ValidationError as invalid:  # with Django REST framework's text
+        raise field_error(field, invalid.messages[0])
     if not value.strip():
         raise field_error(field, "This field may not be blank.")
     return value
 
 
 def _integer(value, field: str, low: int, high: int, detail: str | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 20:
-            return _integer(int(value), field, low, high, detail)
-        if detail:
-            raise bad_request(detail)
-        raise field_error(field, "A valid integer is required." if not isinstance(value, int) or isinstance(value, bool)
-                          else f"Ensure this value is between {low} and {high}.")
-    return value
+    """An integer in [low, high] (digits in a string count, as in Django REST framework);
+    400 with ``detail`` if given, else a field error."""
+    if isinstance(value, str) and len(value) < 20 and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    is_integer = isinstance(value, int) and not isinstance(value, bool)
+    if is_integer and low <= value <= high:
+        return value
+    if detail:
+        raise bad_request(detail)
+    raise field_error(field, f"Ensure this value is between {low} and {high}." if is_integer
+                      else "A valid integer is required.")
 
 
 def _wall_clock(value) -> str:
@@ -241,7 +266,7 @@ def get_shift(shift_id: str):
 def create_shift():
     spec = shift_spec(json_object())
     rt = runtime()
-    shift, position = rt.config.create_shift(spec, at=datetime.now(timezone.utc))
+    shift, position = rt.config.create_shift(spec, at=datetime.now(UTC))
     rt.wait_for("config", position)
     return jsonify(serialise(_shift_or_404(public_id(PREFIX_SHIFT, shift.id)))), 201
 
@@ -267,7 +292,7 @@ def delete_shift(shift_id: str):
     row = _shift_or_404(shift_id)
     rt = runtime()
     try:
-        position = rt.config.delete_shift(UUID(row["uuid"]), at=datetime.now(timezone.utc))
+        position = rt.config.delete_shift(UUID(row["uuid"]), at=datetime.now(UTC))
     except AggregateNotFoundError:
         not_found()
     rt.wait_for("config", position)

@@ -19,13 +19,37 @@ from flask import Response, jsonify, request
 from adapters.ical_fetch import FetchError, check_calendar_url
 from domain.configuration import token_digest
 from domain.ids import public_id
-from domain.schedules import COVERAGE_HORIZON, MAX_WINDOW, OVERRIDE, IcalError, coverage, export_calendar, final_shifts, on_call_at
+from domain.schedules import (
+    COVERAGE_HORIZON,
+    MAX_WINDOW,
+    OVERRIDE,
+    IcalError,
+    coverage,
+    export_calendar,
+    final_shifts,
+    on_call_at,
+)
 from domain.schedules.aggregates import PREFIX_SCHEDULE, SCHEDULE_TYPES
 from domain.schedules.shifts import MAX_YEAR, MIN_YEAR
 from domain.users import is_timezone
-from projections.schedules import directory, engine_schedule, live_schedules, schedule_by_id, schedules_page, shifts_by_ids
+from projections.schedules import (
+    directory,
+    engine_schedule,
+    live_schedules,
+    schedule_by_id,
+    schedules_page,
+    shifts_by_ids,
+)
 from web import runtime
-from web.api import _caller, api, bad_request, not_found, page_params, paginated, requires
+from web.api import (
+    _caller,
+    api,
+    bad_request,
+    not_found,
+    page_params,
+    paginated,
+    requires,
+)
 from web.api.on_call_shifts import _team, _text, field_error, json_object
 
 MAX_NAME_LENGTH = 512
