@@ -48,6 +48,9 @@ class DatabaseReachability:
             return
         with self._lock:
             if self._thread is None:
+                # The staleness clock starts with the probe: a process may serve its first
+                # request long after it was built (gunicorn workers, a quiet embedded server).
+                self._last_answer = time.monotonic()
                 self._thread = threading.Thread(target=self._run, name="tocsin-db-probe", daemon=True)
                 self._thread.start()
 

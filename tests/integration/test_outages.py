@@ -188,3 +188,17 @@ def test_an_outage_answers_503_within_2s_and_accepting_resumes_within_5s(runtime
         assert set(statuses) <= {200, 201}, statuses
     finally:
         smtp.stop()
+
+
+def test_a_process_that_starts_serving_late_is_not_taken_for_cut_off():
+    # A gunicorn worker may get its first request long after it was built; the probe's clock
+    # must start with the probe, or that request is refused as if the database were down.
+    from adapters.reachability import DatabaseReachability
+
+    probe = DatabaseReachability(require_postgres(), stale_after=0.2)
+    time.sleep(0.3)
+    probe.start()
+    try:
+        assert probe.reachable
+    finally:
+        probe.stop()
