@@ -2,7 +2,8 @@
 
 * ``Inbox``: accepted inbound requests (hot, append-only, written before the HTTP answer).
 * ``Alerting``: alert groups, grouping slots and alerts (written by ingest and by user actions).
-* ``Configuration``: integrations, API tokens, users and teams, schedules and shifts (cold).
+* ``Configuration``: integrations and their routes, API tokens, users and teams, schedules and
+  shifts, escalation chains (cold).
 
 The persistence module comes from the environment (POPO in unit tests, SQLite embedded,
 PostgreSQL in production); nothing here knows which.
@@ -23,6 +24,7 @@ from eventsourcing.utils import retry
 
 from domain.alert_group import AlertGroup, GroupingSlot
 from domain.configuration import ApiToken, Integration, token_digest
+from domain.escalation import RoutingCommands
 from domain.heartbeat import Heartbeat
 from domain.inbox import HeartbeatPing, ReceivedAlert
 from domain.schedules.commands import ScheduleCommands
@@ -185,7 +187,7 @@ class Alerting(NotifyingApplication):
         return recordings[-1].notification.id if recordings else None
 
 
-class Configuration(ScheduleCommands, NotifyingApplication):
+class Configuration(RoutingCommands, ScheduleCommands, NotifyingApplication):
     name = "config"
 
     def create_integration(self, **fields) -> tuple[Integration, int]:

@@ -8,6 +8,8 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.routes import RouteRule
+
 ROLES = ("viewer", "editor", "admin")
 
 
@@ -37,10 +39,48 @@ class Integration(Aggregate):
         self.template_revision = 1
         self.created_at = created_at
         self.deleted = False
+        # Routes on top of the default one, in the order they are tried (domain.routes).
+        self.routes: list[dict] = []
+        self.default_escalation_chain_id: UUID | None = None
 
     @property
     def default_route_id(self) -> UUID:
         return route_id_for_default(self.id)
+
+    def route_rules(self) -> tuple[RouteRule, ...]:
+        return tuple(RouteRule(r["id"], r["routing_type"], r["routing_regex"]) for r in self.routes)
+
+    def route_index(self, route_id: UUID) -> int | None:
+        """Where a non-default route is tried (0 first); None for the default route or none."""
+        return next((index for index, r in enumerate(self.routes) if r["id"] == route_id), None)
+
+    @event("RouteAdded")
+    def add_route(
+        self, route_id: UUID, routing_type: str, routing_regex: str, escalation_chain_id: UUID | None, position: int
+    ) -> None:
+        route = {"id": route_id, "routing_type": routing_type, "routing_regex": routing_regex,
+                 "escalation_chain_id": escalation_chain_id}  # fmt: skip
+        self.routes.insert(position, route)
+
+    @event("RouteChanged")
+    def change_route(
+        self, route_id: UUID, routing_type: str | None, routing_regex: str | None, escalation_chain_id: UUID | None
+    ) -> None:
+        """The default route has only a chain to change (its type and term stay None)."""
+        if route_id == self.default_route_id:
+            self.default_escalation_chain_id = escalation_chain_id
+            return
+        route = self.routes[self.route_index(route_id)]
+        route.update(routing_type=routing_type, routing_regex=routing_regex, escalation_chain_id=escalation_chain_id)
+
+    @event("RouteRemoved")
+    def remove_route(self, route_id: UUID) -> None:
+        del self.routes[self.route_index(route_id)]
+
+    @event("RoutesReordered")
+    def reorder_routes(self, route_ids: list[UUID]) -> None:
+        by_id = {r["id"]: r for r in self.routes}
+        self.routes = [by_id[route_id] for route_id in route_ids]
 
     @event("Updated")
     def update(self, name: str, description_short: str | None, team_id: str | None) -> None:

@@ -25,6 +25,7 @@ from eventsourcing.domain import Aggregate
 from domain.alert_group import Alert, AlertGroup, GroupingSlot
 from domain.heartbeat import Heartbeat
 from domain.integrations import IntegrationType, evaluate, get_type, render_opening
+from domain.routes import RouteRule, select_route
 from domain.templating import MAX_TITLE_LENGTH, TRUNCATION_MARK
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class IntegrationSettings:
     templates: dict
     template_revision: int
     default_route_id: UUID
+    routes: tuple[RouteRule, ...] = ()  # tried in order before the default route
 
 
 @dataclass
@@ -74,6 +76,7 @@ class AlertEvaluation:
     is_resolve_signal: bool
     is_acknowledge_signal: bool
     template_errors: dict[str, str]  # template field -> "Template Error: ..." / "Template Warning: ..."
+    route_id: UUID | None = None  # the first route that matched; None: the default route
 
 
 @dataclass(frozen=True)
@@ -95,12 +98,17 @@ class Opening:
 
 
 def evaluate_entry(
-    type_slug: str, templates: dict, payload_json: str, not_rendered: str | None = None
+    type_slug: str,
+    templates: dict,
+    payload_json: str,
+    not_rendered: str | None = None,
+    routes: tuple[RouteRule, ...] = (),
 ) -> EntryEvaluation:
-    """Split an entry into alerts and evaluate each one's behaviour templates.
+    """Split an entry into alerts and evaluate each one's behaviour templates and ``routes``.
 
     ``not_rendered`` (a "Template Error: ..." text) renders nothing: every alert gets that error
-    on its behaviour templates, so no grouping key (a group of its own) and no signals.
+    on its behaviour templates, so no grouping key (a group of its own), no signals and the
+    default route.
     """
     integration_type = get_type(type_slug)
     payload = json.loads(payload_json)
@@ -114,14 +122,19 @@ def evaluate_entry(
         alerts = [payload]
     not_taken = max(len(alerts) - MAX_ALERTS_PER_NOTIFICATION, 0)
     evaluations = tuple(
-        _evaluate_alert(integration_type, templates, alert, alert is payload, not_rendered)
+        _evaluate_alert(integration_type, templates, alert, alert is payload, not_rendered, routes)
         for alert in alerts[:MAX_ALERTS_PER_NOTIFICATION]
     )
     return EntryEvaluation(evaluations, not_taken)
 
 
 def _evaluate_alert(
-    integration_type: IntegrationType, templates: dict, payload: Any, is_whole_entry: bool, not_rendered: str | None
+    integration_type: IntegrationType,
+    templates: dict,
+    payload: Any,
+    is_whole_entry: bool,
+    not_rendered: str | None,
+    routes: tuple[RouteRule, ...] = (),
 ) -> AlertEvaluation:
     # Taken before any template runs: the stored payload and label set are what was received.
     payload_json = None if is_whole_entry else json.dumps(payload)
@@ -132,6 +145,7 @@ def _evaluate_alert(
     errors: dict[str, str] = {}
     try:
         behaviour = evaluate(integration_type, templates, payload, errors)
+        route_id = select_route(routes, payload)
     except MemoryError:
         raise
     except Exception:
@@ -141,7 +155,7 @@ def _evaluate_alert(
         return AlertEvaluation(payload_json, label_set, None, False, False, {"ingest": UNPROCESSABLE_ERROR})
     return AlertEvaluation(
         payload_json, label_set, behaviour.distinction, behaviour.is_resolve_signal,
-        behaviour.is_acknowledge_signal, _capped(errors),
+        behaviour.is_acknowledge_signal, _capped(errors), route_id,
     )
 
 
@@ -185,7 +199,7 @@ class Evaluator(Protocol):
 
 class InProcessEvaluator:
     def evaluate(self, integration: IntegrationSettings, payload_json: str) -> EntryEvaluation:
-        return evaluate_entry(integration.type.slug, integration.templates, payload_json)
+        return evaluate_entry(integration.type.slug, integration.templates, payload_json, routes=integration.routes)
 
     def opening(self, integration: IntegrationSettings, decision: AlertDecision) -> Opening:
         return render_opening_of(integration.type.slug, integration.templates, decision.payload_json)
@@ -228,7 +242,7 @@ def decisions_for(
             # No usable grouping key (or a demo alert): a group of its own, derived from the
             # entry so that processing the same entry again gives the same answer.
             distinction = uuid5(NAMESPACE_URL, f"/ungrouped/{entry_id}/{index}").hex
-        route_id = integration.default_route_id
+        route_id = alert.route_id or integration.default_route_id
         decisions.append(
             AlertDecision(
                 index=index,

@@ -122,7 +122,7 @@ class BoundedTemplates:
         def job(index: int) -> tuple:
             integration, payload_json = items[index]
             not_rendered = errors.get(index) or self.not_rendered(integration.id)
-            return integration.type.slug, integration.templates, payload_json, not_rendered
+            return integration.type.slug, integration.templates, payload_json, not_rendered, integration.routes
 
         def replace_stopped(index: int, reason: str) -> tuple:
             errors[index] = self._stopped(items[index][0].id, reason)
@@ -190,7 +190,7 @@ class InProcessTemplates:
         ]
 
     def evaluate(self, integration: IntegrationSettings, payload_json: str) -> EntryEvaluation:
-        return evaluate_entry(integration.type.slug, integration.templates, payload_json)
+        return evaluate_entry(integration.type.slug, integration.templates, payload_json, routes=integration.routes)
 
     def opening(self, integration: IntegrationSettings, decision: AlertDecision) -> Opening:
         return render_opening_of(integration.type.slug, integration.templates, decision.payload_json)
@@ -349,6 +349,7 @@ class IngestProcessor:
             templates=integration.templates,
             template_revision=integration.template_revision,
             default_route_id=integration.default_route_id,
+            routes=integration.route_rules(),
         )
 
     def run_batch(self) -> int:
