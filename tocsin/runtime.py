@@ -19,8 +19,10 @@ from projections.alerts import AlertsView
 from projections.api_tokens import ApiTokensView
 from projections.db import Database, PostgresDatabase, SQLiteDatabase
 from projections.deadlines import DeadlinesView
+from projections.escalation_chains import EscalationChainsView
 from projections.follower_status import FollowerStatus, follower_states
 from projections.integrations import HeartbeatsView, IntegrationsView
+from projections.routes import RoutesView
 from projections.runner import ProjectionRunner, wait_for_position
 from projections.timeline import TimelineView
 from projections.users import UsersView
@@ -60,7 +62,11 @@ class Runtime:
                 self.alerting,
                 [AlertGroupsView(), AlertsView(), TimelineView(), DeadlinesView(), HeartbeatsView()],
             ),
-            "config": ProjectionRunner(self.db, self.config, [IntegrationsView(), ApiTokensView(), UsersView(), SchedulesView()]),
+            "config": ProjectionRunner(
+                self.db,
+                self.config,
+                [IntegrationsView(), ApiTokensView(), UsersView(), SchedulesView(), RoutesView(), EscalationChainsView()],
+            ),
         }
         # Templates render in worker processes with hard limits, started on first use: ingest's
         # own, and the preview's (web), so a preview can never hold up ingest.

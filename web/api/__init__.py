@@ -147,3 +147,4 @@ from web.api import alert_groups, alerts, integrations, openapi  # noqa: E402,F4
 from web.api import template_preview  # noqa: E402,F401  (preview_template, send_demo_alert)
 from web.api import teams, users  # noqa: E402,F401  (registers routes)
 from web.api import on_call_shifts, schedules  # noqa: E402,F401  (registers routes)
+from web.api import escalation_chains, escalation_policies, routes  # noqa: E402,F401  (registers routes)

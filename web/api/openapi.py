@@ -135,6 +135,56 @@ def _add_users_and_teams(spec: APISpec) -> None:
         )  # fmt: skip
 
 
+def _add_routes_and_escalation(spec: APISpec) -> None:
+    from web.api.escalation_chains import EscalationChainPageSchema, EscalationChainSchema, EscalationChainWriteSchema
+    from web.api.escalation_policies import (
+        EscalationPolicyPageSchema,
+        EscalationPolicySchema,
+        EscalationPolicyWriteSchema,
+    )
+    from web.api.routes import RoutePageSchema, RouteSchema, RouteWriteSchema
+
+    for single, schemas in (
+        ("Route", (RouteSchema, RoutePageSchema, RouteWriteSchema)),
+        ("EscalationChain", (EscalationChainSchema, EscalationChainPageSchema, EscalationChainWriteSchema)),
+        ("EscalationPolicy", (EscalationPolicySchema, EscalationPolicyPageSchema, EscalationPolicyWriteSchema)),
+    ):
+        for suffix, schema in zip(("", "Page", "Write"), schemas):
+            spec.components.schema(f"{single}{suffix}", schema=schema)
+    for plural, single, filters, note, delete_note in (
+        ("routes", "Route", ("integration_id", "routing_regex", "page", "perpage"),
+         "each integration's routes in the order they are tried, its default route last; 25 a page",
+         "the default route cannot be deleted"),
+        ("escalation_chains", "EscalationChain", ("name", "team_id", "page", "perpage"),
+         "name matches exactly, team_id=null: no team; 50 a page",
+         "routes that took it take no chain"),
+        ("escalation_policies", "EscalationPolicy", ("escalation_chain_id", "page", "perpage"),
+         "by chain, then position; each shows its type's fields only; 50 a page", "later steps move up"),
+    ):  # fmt: skip
+        body = {"required": True, "content": {"application/json": {"schema": f"{single}Write"}}}
+        words = plural.replace("_", " ")
+        spec.path(
+            f"/api/v1/{plural}/",
+            operations={
+                "get": {"summary": f"List {words}: {note}", "parameters": _query(filters),
+                        "responses": _ok(f"{single}Page")},
+                "post": {"summary": f"Create one of the {words} (admins)", "requestBody": body,
+                         "responses": _ok(single, "201")},
+            },
+        )  # fmt: skip
+        spec.path(
+            f"/api/v1/{plural}/{{id}}/", parameters=_path_id("id"),
+            operations={
+                "get": {"summary": f"Get one of the {words}", "responses": _ok(single)},
+                "put": {"summary": "Update (admins; fields left out are kept)", "requestBody": body,
+                        "responses": _ok(single)},
+                "patch": {"summary": "Update (admins)", "requestBody": body, "responses": _ok(single)},
+                "delete": {"summary": f"Delete (admins; {delete_note})",
+                           "responses": {"204": {"description": "Deleted"}, **_errors()}},
+            },
+        )  # fmt: skip
+
+
 def build_spec() -> dict:
     spec = APISpec(
         title="Tocsin public API",
@@ -204,6 +254,7 @@ def build_spec() -> dict:
     )
     _add_template_preview_and_demo(spec)
     _add_users_and_teams(spec)
+    _add_routes_and_escalation(spec)
     return _with_common_errors(spec.to_dict())
 
 
