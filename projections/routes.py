@@ -19,6 +19,11 @@ def _chain(chain_uuid) -> str | None:
     return public_id(PREFIX_ESCALATION_CHAIN, chain_uuid) if chain_uuid is not None else None
 
 
+# A route shows a chain only while it is live: a route given a chain while the chain was being
+# deleted takes none. Needs the chains view to run first in the same batch (tocsin.runtime).
+_LIVE_CHAIN = "(SELECT id FROM escalation_chains WHERE id = %s AND deleted = 0)"
+
+
 class RoutesView(Projection):
     name = "routes"
     upstream = "config"
@@ -52,7 +57,7 @@ class RoutesView(Projection):
         cur.execute(
             "INSERT INTO routes (id, uuid, integration_id, integration_created_at, escalation_chain_id, routing_type,"
             " routing_regex, position, is_default)"
-            " SELECT %s, %s, integration_id, integration_created_at, %s, %s, %s, %s, 0 FROM routes"
+            f" SELECT %s, %s, integration_id, integration_created_at, {_LIVE_CHAIN}, %s, %s, %s, 0 FROM routes"
             " WHERE integration_id = %s AND is_default = 1",
             (
                 public_id(PREFIX_ROUTE, e.route_id),
@@ -68,7 +73,7 @@ class RoutesView(Projection):
     @apply.register
     def _(self, e: Integration.RouteChanged, cur: Cursor, position: int) -> None:
         cur.execute(
-            "UPDATE routes SET escalation_chain_id = %s, routing_type = %s, routing_regex = %s WHERE uuid = %s",
+            f"UPDATE routes SET escalation_chain_id = {_LIVE_CHAIN}, routing_type = %s, routing_regex = %s WHERE uuid = %s",
             (_chain(e.escalation_chain_id), e.routing_type, e.routing_regex, str(e.route_id)),
         )
 
@@ -95,8 +100,7 @@ class RoutesView(Projection):
 
     @apply.register
     def _(self, e: EscalationChain.Deleted, cur: Cursor, position: int) -> None:
-        # The integration's own events say so too; this also covers a route given the chain
-        # while it was being deleted.
+        # The integration's own events say so too, in the same transaction.
         cur.execute(
             "UPDATE routes SET escalation_chain_id = NULL WHERE escalation_chain_id = %s",
             (_chain(e.originator_id),),

@@ -65,7 +65,8 @@ class Runtime:
             "config": ProjectionRunner(
                 self.db,
                 self.config,
-                [IntegrationsView(), ApiTokensView(), UsersView(), SchedulesView(), RoutesView(), EscalationChainsView()],
+                # Chains before routes: routes show only live chains.
+                [IntegrationsView(), ApiTokensView(), UsersView(), SchedulesView(), EscalationChainsView(), RoutesView()],
             ),
         }
         # Templates render in worker processes with hard limits, started on first use: ingest's

@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import eventually
 from tests.integration.conftest import groups_of, inbound_path, wait_for_groups
+from tests.integration.test_template_bounds import SORT_BOMB, STOPPED, timeline_of
 from tests.integration.test_users_and_teams import make_team, make_user, tocsin  # noqa: F401  (a fixture)
 from tocsin.cli import create_token
 
@@ -267,6 +268,16 @@ def test_a_slow_routing_template_or_regex_is_bounded_and_others_go_on(client, ma
     elapsed = time.monotonic() - started
     assert group["route_id"] == slow["default_route"]["id"]
     assert elapsed < 8.0, f"the slow routes held ingest for {elapsed:.1f}s"
+
+
+def test_a_routing_template_past_the_hard_limit_is_stopped_and_recorded(client, make_integration):
+    bomb = make_integration("webhook", name="Route bomb")
+    make_route(client, bomb, SORT_BOMB, routing_type="jinja2")
+    post(client, bomb, {"n": 1})
+    (group,) = wait_for_groups(client, bomb["id"], 1)
+    assert group["route_id"] == bomb["default_route"]["id"]
+    entries = eventually(lambda: [e for e in timeline_of(client, group["id"]) if e["type"] == 100], describe="errors")
+    assert STOPPED.match(entries[0]["details"]["template_errors"]["grouping_key"])
 
 
 def test_an_escalation_chain_on_a_route_and_on_the_default_route(client, make_integration):
