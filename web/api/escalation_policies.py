@@ -162,9 +162,8 @@ def _step(step_type: str, data: dict, previous: dict) -> dict:
             value = _reference(name, value, team_by_id)
         elif name == "notify_on_call_from_schedule":
             value = _reference(name, value, schedule_by_id)
-        elif name in ("notify_if_time_from", "notify_if_time_to") and value is not None:
-            if not _UTC_TIME.fullmatch(value):
-                raise bad_request(INVALID_TIME)
+        elif name in ("notify_if_time_from", "notify_if_time_to") and value is not None and not _UTC_TIME.fullmatch(value):
+            raise bad_request(INVALID_TIME)
         step[name] = value
     return {name: value for name, value in step.items() if value is not None}
 
