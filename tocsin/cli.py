@@ -365,6 +365,7 @@ def start_banner(settings: Settings, smtp_address: str | None, admin_token: str 
         email = f"smtp://{smtp_address}, to <token>@{settings.inbound_email_domain or '<any domain>'}"
     lines = [
         f"Tocsin is listening on {settings.host}:{settings.port} ({where}); Ctrl-C stops it.",
+        f"  dashboard      {settings.base_url}/  (sign in with an API token)",
         f"  API            {settings.base_url}/api/v1/  (header  Authorization: <API token>)",
         f"  integrations   {settings.base_url}/integrations/v1/<type>/<token>/  (each integration's link)",
         f"  email          {email}",

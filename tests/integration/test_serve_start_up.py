@@ -98,9 +98,10 @@ def test_first_start_prints_the_urls_and_a_working_token_in_a_few_lines(settings
     server = Server(env, port, smtp_port)
     try:
         lines = server.start_up_output()
-        assert len(lines) == 5, lines
-        heading, api, integrations, email, token_line = lines
+        assert len(lines) == 6, lines
+        heading, dashboard, api, integrations, email, token_line = lines
         assert heading.startswith(f"Tocsin is listening on 127.0.0.1:{port} (")
+        assert f"http://127.0.0.1:{port}/ " in dashboard
         assert f"http://127.0.0.1:{port}/api/v1/" in api
         assert f"http://127.0.0.1:{port}/integrations/v1/<type>/<token>/" in integrations
         assert f"smtp://127.0.0.1:{smtp_port}" in email
@@ -119,7 +120,7 @@ def test_first_start_prints_the_urls_and_a_working_token_in_a_few_lines(settings
         assert server.get("/api/v1/integrations/", token + "x") == 403
     finally:
         code, stderr = server.stop()
-    assert len(again) == 5 and "tocsin token list" in again[-1] and token not in "\n".join(again)
+    assert len(again) == 6 and "tocsin token list" in again[-1] and token not in "\n".join(again)
     assert code == 0, stderr
 
 
