@@ -78,3 +78,10 @@ def _decision(field: str, distinction: str | None, resolves: bool, acknowledges:
     if field == "acknowledge_signal":
         return {"is_acknowledge_signal": acknowledges}
     return {}
+
+
+def web_message(type_slug: str, templates: dict, payload: Any, integration_name: str, link: str) -> str | None:
+    """A group's web message as OnCall shows it (from its first alert): run in a render worker."""
+    return render_appearance(
+        get_type(type_slug), templates, payload, "web", integration_name=integration_name, link=link
+    )["message"]

@@ -355,3 +355,23 @@ def test_first_responses_are_counted_once_and_leave_with_their_period(runtime, c
     assert responses.histogram(runtime.db, week_ago)[integration["id"]].count == 2
     later = datetime.now(timezone.utc) + timedelta(seconds=1)
     assert responses.histogram(runtime.db, later) == {}, "groups started before the period leave it"
+
+
+def test_a_group_page_renders_a_hostile_message_template_under_the_render_limits(
+    app, client, make_integration, admin_token
+):
+    # One built-in call that no budget check interrupts (~20 s, ~1.5 GiB): the page must not
+    # hold a web thread for it, nor grow the web process.
+    import time
+
+    integration = make_integration(
+        "alertmanager", templates={"web": {"message": "{{ (('a'*9999999)|list)|sort|length }}"}}
+    )
+    send(client, integration, disk_full())
+    group = wait_for_groups(client, integration["id"], 1)[0]
+    browser = signed_in(app, admin_token)
+    began = time.monotonic()
+    response = browser.get(f"/alert-groups/{group['id']}")
+    assert response.status_code == 200
+    assert time.monotonic() - began < 5
+    assert "Template Error: rendering was stopped" in response.get_data(as_text=True)

@@ -14,10 +14,12 @@ from markupsafe import Markup
 from marshmallow import ValidationError
 
 from adapters.expiring_cache import ExpiringCache
+from adapters.render_pool import Done
 from domain.alert_group import ActionRefused
 from domain.configuration import token_digest
 from domain.heartbeat import DEFAULT_TIMEOUT, STATUS_NOT_ARMED
-from domain.integrations import INTEGRATION_TYPES, TEMPLATE_FIELDS, effective_templates, render_appearance
+from domain.integrations import INTEGRATION_TYPES, TEMPLATE_FIELDS, effective_templates
+from domain.integrations.preview import web_message
 from projections import insights as read
 from projections.db import iso
 from projections.queries import Page, alert_group, api_token_by_hash, integration_by_id, integrations_page, timeline
@@ -279,12 +281,13 @@ def alert_group_page(group_id: str):
     first = read.first_alert_payload(db, row["id"])
     kind = INTEGRATION_TYPES.get(integration["type"]) if integration else None
     if kind is not None and first is not None:
-        # As OnCall shows it: the web message rendered from the group's first alert.
-        message = render_appearance(
-            kind, integration["templates"], json.loads(first), "web",
-            integration_name=integration["name"],
-            link=_permalink(row["id"]),
-        )["message"]
+        # As OnCall shows it: the web message rendered from the group's first alert, in a render
+        # worker under the same hard limits as ingest and preview (a template is hostile too).
+        outcome = runtime().render_pool.run_one(
+            web_message, kind.slug, integration["templates"], json.loads(first), integration["name"],
+            _permalink(row["id"]),
+        )
+        message = outcome.value if isinstance(outcome, Done) else "Template Error: rendering was stopped"
     alerts = [{**alert, "pretty": _pretty(alert["payload"])} for alert in read.alerts_of_group(db, row["id"], ALERTS_SHOWN)]
     context = _group_live_context(row)
     return render_template(
