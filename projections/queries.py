@@ -50,8 +50,10 @@ def paginate(
 
 INTEGRATION_COLUMNS = (
     "SELECT i.*, h.last_heartbeat_at, h.timeout_seconds AS heartbeat_timeout_seconds,"
-    " h.status AS heartbeat_status FROM integrations i"
+    " h.status AS heartbeat_status, r.escalation_chain_id AS default_route_escalation_chain_id"
+    " FROM integrations i"
     " LEFT JOIN heartbeats h ON h.integration_uuid = i.uuid"
+    " LEFT JOIN routes r ON r.id = i.default_route_id"
 )
 
 

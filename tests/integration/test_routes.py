@@ -288,6 +288,9 @@ def test_an_escalation_chain_on_a_route_and_on_the_default_route(client, make_in
     default_id = integration["default_route"]["id"]
     response = client.put(f"/api/v1/routes/{default_id}/", json={"escalation_chain_id": chain["id"]})
     assert response.status_code == 200 and response.get_json()["escalation_chain_id"] == chain["id"]
+    # The integration shows its default route's chain too.
+    shown = client.get(f"/api/v1/integrations/{integration['id']}/").get_json()
+    assert shown["default_route"]["escalation_chain_id"] == chain["id"]
     cleared = client.patch(f"/api/v1/routes/{route['id']}/", json={"escalation_chain_id": None})
     assert cleared.get_json()["escalation_chain_id"] is None
     unknown = client.patch(f"/api/v1/routes/{route['id']}/", json={"escalation_chain_id": "F111111111111"})

@@ -42,7 +42,7 @@ def serialise(row: dict) -> dict:
             "inbound_email": inbound_email,
             "default_route": {
                 "id": row["default_route_id"],
-                "escalation_chain_id": None,
+                "escalation_chain_id": row.get("default_route_escalation_chain_id"),
                 "slack": {"channel_id": None, "enabled": False},
                 "telegram": {"id": None, "enabled": False},
             },
