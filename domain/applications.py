@@ -23,6 +23,7 @@ from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
 from eventsourcing.utils import retry
 
 from domain.alert_group import AlertGroup, GroupingSlot
+from domain.commands import HANDLERS, USER_ACTIONS, Command, CommandHandlers
 from domain.configuration import ApiToken, Integration, token_digest
 from domain.escalation import RoutingCommands
 from domain.heartbeat import Heartbeat
@@ -81,6 +82,53 @@ class NotifyingApplication(Application[UUID]):
         return recordings
 
 
+class AggregatesUnitOfWork:
+    """Aggregates loaded or created while running one command or one batch, each loaded once.
+
+    ``known`` (optional) holds aggregates as the caller last saved them (``get``/``remember``);
+    ``bulk_get`` (optional) reads many aggregates in one query, for ``preload``.
+    """
+
+    def __init__(self, app: Application, known=None, bulk_get: Callable[[Iterable[UUID]], dict] | None = None):
+        self._repository = app.repository
+        self._known = known
+        self._bulk_get = bulk_get
+        self._aggregates: dict[UUID, Aggregate | None] = {}
+
+    def preload(self, aggregate_ids: Iterable[UUID]) -> None:
+        """Look up every aggregate a batch needs in one read instead of one read each."""
+        if self._bulk_get is None:
+            return
+        unknown = {
+            aggregate_id for aggregate_id in aggregate_ids
+            if aggregate_id not in self._aggregates and (self._known is None or self._known.get(aggregate_id) is None)
+        }
+        if unknown:
+            found = self._bulk_get(unknown)
+            for aggregate_id in unknown:
+                self._aggregates[aggregate_id] = found.get(aggregate_id)  # None: no such aggregate yet
+
+    def get(self, aggregate_id: UUID) -> Aggregate | None:
+        if aggregate_id not in self._aggregates:
+            aggregate = self._known.get(aggregate_id) if self._known is not None else None
+            if aggregate is None:
+                try:
+                    aggregate = self._repository.get(aggregate_id)
+                except AggregateNotFoundError:
+                    return None
+            self._aggregates[aggregate_id] = aggregate
+        return self._aggregates[aggregate_id]
+
+    def add(self, aggregate: Aggregate) -> None:
+        self._aggregates[aggregate.id] = aggregate
+
+    def all(self) -> list[Aggregate]:
+        return [a for a in self._aggregates.values() if a is not None]
+
+    def changed(self) -> list[Aggregate]:
+        return [a for a in self.all() if a.pending_events]
+
+
 class Inbox(NotifyingApplication):
     name = "inbox"
 
@@ -90,21 +138,35 @@ class Inbox(NotifyingApplication):
         return recordings[-1].notification.id
 
 
-class Alerting(NotifyingApplication):
-    """Alert groups; ingest saves its decisions together with its position in the inbox."""
-
-    name = "alerting"
-    snapshotting_intervals = {AlertGroup: 200}
+class ProcessingApplication(NotifyingApplication):
+    """The downstream of a tracked process: saves what it decided with its upstream position."""
 
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
 
     def save_processed(self, aggregates: Iterable, tracking: Tracking) -> int | None:
-        """Save ingest's changes and the inbox position in one transaction (exactly once)."""
+        """Save a batch's changes and the upstream position in one transaction (exactly once)."""
         processing = CollectedEvents(tracking)
         processing.collect_events(*aggregates)
         recordings = self._save_collected(processing)
         return recordings[-1].notification.id if recordings else None
+
+    @retry(IntegrityError, **CONFLICT_RETRY)
+    def handle(self, command: Command, context: object = None, handlers: CommandHandlers = HANDLERS) -> int | None:
+        """Run a command: load, decide (its registered handler), save; returns the position of
+        what it saved, None if it changed nothing. On a version conflict the whole command runs
+        again on fresh state. A handler's refusal (``ActionRefused``) passes up."""
+        uow = AggregatesUnitOfWork(self)
+        handlers.handler_for(command)(uow, command, context)
+        recordings = self.save(*uow.changed())
+        return recordings[-1].notification.id if recordings else None
+
+
+class Alerting(ProcessingApplication):
+    """Alert groups; ingest saves its decisions together with its position in the inbox."""
+
+    name = "alerting"
+    snapshotting_intervals = {AlertGroup: 200}
 
     def get_slots(self, slot_ids: Iterable[UUID]) -> dict[UUID, GroupingSlot]:
         """The existing slots among ``slot_ids``, in one read where the store can do that.
@@ -131,32 +193,9 @@ class Alerting(NotifyingApplication):
     def get_group(self, group_id: UUID) -> AlertGroup:
         return self.repository.get(group_id)
 
-    @retry(IntegrityError, **CONFLICT_RETRY)
-    def act(self, group_id: UUID, action: str, by: str | None, at: datetime, **kwargs) -> int:
-        """Run a user action (acknowledge, resolve, silence, ...) on a group.
-
-        Load, decide, save; on a version conflict the whole command runs again on fresh state.
-        Raises ``ActionRefused`` when the group's state does not allow the action.
-        """
-        group: AlertGroup = self.repository.get(group_id)
-        getattr(group, action)(by=by, at=at, **kwargs)
-        changed = [group]
-        if group.resolved:
-            slot: GroupingSlot = self.repository.get(group.slot_id)
-            if slot.open_group_id == group.id:
-                # A resolved group no longer takes new alerts: the next one opens a new group.
-                slot.close_group(group_id=group.id)
-                changed.append(slot)
-        recordings = self.save(*changed)
-        return recordings[-1].notification.id
-
-    @retry(IntegrityError, **CONFLICT_RETRY)
-    def unsilence_when_due(self, group_id: UUID, fence: int, at: datetime) -> int | None:
-        group: AlertGroup = self.repository.get(group_id)
-        if not group.unsilence_when_due(fence=fence, at=at):
-            return None
-        return self.save(group)[-1].notification.id
-
+    def act(self, group_id: UUID, action: str, by: str | None, at: datetime, **fields) -> int | None:
+        """The user action named ``action`` (a key of ``USER_ACTIONS``), as a command; for tools."""
+        return self.handle(USER_ACTIONS[action](group_id=group_id, by=by, at=at, **fields))
 
     @retry(IntegrityError, **CONFLICT_RETRY)
     def change_heartbeat(

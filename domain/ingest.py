@@ -24,8 +24,10 @@ from eventsourcing.domain import Aggregate
 
 from domain.alert_group import Alert, AlertGroup, GroupingSlot
 from domain.heartbeat import Heartbeat
+from domain.inbox import KIND_DEMO, HeartbeatPing, ReceivedAlert
 from domain.integrations import IntegrationType, evaluate, get_type, render_opening
 from domain.routes import RouteRule, select_route
+from domain.policies import Policies
 from domain.templating import MAX_TITLE_LENGTH, TRUNCATION_MARK
 
 log = logging.getLogger(__name__)
@@ -438,3 +440,87 @@ def expire_heartbeat(
         return None
     entry_id = uuid5(NAMESPACE_URL, f"/heartbeat-expiries/{heartbeat_id}/{fence}")
     return ingest_entry(uow, integration, entry_id, _heartbeat_alert(integration, 0), at, evaluator=evaluator)
+
+
+# --- ingest as a policy of the inbox -> alerting process ------------------------------------------
+
+
+class BatchEvaluator(Evaluator, Protocol):
+    """An ``Evaluator`` that also renders many at once (one message to a render worker)."""
+
+    def evaluate_entries(
+        self, items: list[tuple[IntegrationSettings, str]], max_alerts: int | None = None
+    ) -> list[EntryEvaluation]: ...
+
+    def openings(self, items: list[tuple[IntegrationSettings, AlertDecision]]) -> list[Opening]: ...
+
+
+class IngestContext(Protocol):
+    """What ingest's policy needs besides the unit of work."""
+
+    templates: BatchEvaluator
+    max_alerts: int | None  # alerts a batch takes at most (it ends before the entry that goes over)
+
+    def settings_of(self, integration_id: UUID) -> IntegrationSettings: ...
+
+
+class BatchUnitOfWork(UnitOfWork, Protocol):
+    def preload(self, aggregate_ids: Iterable[UUID]) -> None: ...
+
+
+INGEST = Policies()
+
+
+@INGEST.batch_policy(ReceivedAlert.AlertReceived, HeartbeatPing.HeartbeatPinged)
+def ingest_batch(uow: BatchUnitOfWork, entries: list, context: IngestContext) -> int:
+    """Record a batch of inbox entries in order; returns how many it took (a prefix, at least one).
+
+    Templates first (one message to a render worker), so that every grouping slot the batch needs
+    is read at once; then the titles and links of just the alerts that may open a group, together.
+    """
+    settings = [context.settings_of(entry.integration_id) for entry in entries]
+    alert_entries = [
+        (index, entry, integration)
+        for index, (entry, integration) in enumerate(zip(entries, settings))
+        if not isinstance(entry, HeartbeatPing.HeartbeatPinged)
+    ]
+    evaluations = context.templates.evaluate_entries(
+        [(integration, entry.payload_json) for _, entry, integration in alert_entries], context.max_alerts
+    )
+    taken = len(entries)
+    if len(evaluations) < len(alert_entries):
+        # The batch holds enough alerts: it ends before the first entry not evaluated.
+        taken = alert_entries[len(evaluations)][0]
+    decided: dict[int, list[AlertDecision]] = {}
+    for (index, entry, integration), evaluation in zip(alert_entries, evaluations):
+        decided[index] = decisions_for(
+            integration, entry.originator_id, entry.payload_json, evaluation, entry.kind == KIND_DEMO
+        )
+    uow.preload(d.slot_id for decisions in decided.values() for d in decisions)
+    openings = _render_openings(uow, settings, decided, context.templates)
+    for index in range(taken):
+        entry, integration = entries[index], settings[index]
+        if index not in decided:
+            ingest_heartbeat_ping(uow, integration, entry.originator_id, entry.received_at, context.templates)
+            continue
+
+        def opening(decision: AlertDecision, integration: IntegrationSettings = integration) -> Opening:
+            # Rendered above unless the guess missed it: then on its own.
+            found = openings.get(id(decision))
+            return found if found is not None else context.templates.opening(integration, decision)
+
+        record_entry(
+            uow, integration, entry.originator_id, decided[index], entry.received_at, entry.kind == KIND_DEMO, opening
+        )
+    return taken
+
+
+def _render_openings(
+    uow: UnitOfWork, settings: list[IntegrationSettings], decided: dict[int, list[AlertDecision]], templates: BatchEvaluator
+) -> dict[int, Opening]:
+    """Title and link of each alert that may open a group, rendered together (by id(decision))."""
+    in_order = [(settings[index], d) for index in sorted(decided) for d in decided[index]]
+    integration_of = {id(d): integration for integration, d in in_order}
+    candidates = [(integration_of[id(d)], d) for d in opens_a_group(uow, [d for _, d in in_order])]
+    openings = templates.openings(candidates)
+    return {id(decision): found for (_, decision), found in zip(candidates, openings)}

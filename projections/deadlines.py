@@ -1,7 +1,8 @@
 """Deadlines: what must happen later, derived from events (time is data).
 
-The ticker reads due rows and turns them into fenced commands; a row carries the fence it was
-set with, so a command for a silence that has since changed is a no-op.
+The ticker reads due rows and turns them into fenced commands (``domain.commands.deadline``
+says which command a kind becomes); a row carries the fence it was set with, so a command for a
+silence that has since changed is a no-op.
 """
 
 from __future__ import annotations
@@ -9,12 +10,10 @@ from __future__ import annotations
 from functools import singledispatchmethod
 
 from domain.alert_group import AlertGroup
+from domain.commands import KIND_HEARTBEAT, KIND_UNSILENCE
 from domain.heartbeat import Heartbeat
 from projections.db import Cursor, iso
 from projections.runner import Projection
-
-KIND_UNSILENCE = "unsilence"
-KIND_HEARTBEAT = "heartbeat"
 
 
 class DeadlinesView(Projection):

@@ -1,4 +1,11 @@
-"""The ticker: turns due deadlines into fenced commands (timed unsilence, later escalations)."""
+"""The ticker: fires due deadlines as fenced commands (timed unsilence, heartbeat expiry, later
+escalation steps).
+
+Which command a deadline kind becomes is registered in ``domain.commands`` (``@deadline``), so
+the ticker has no list of kinds. A command carries the fence its deadline was set with: firing
+one twice (a crash after its save and before the deadlines view cleared the row, or two ticks
+before the view caught up) changes something once.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +16,9 @@ from datetime import datetime, timezone
 from uuid import UUID
 
 from domain.applications import Alerting
+from domain.commands import deadline_command
 from projections.db import Database, iso
-from projections.deadlines import KIND_HEARTBEAT, KIND_UNSILENCE, due_deadlines
+from projections.deadlines import due_deadlines
 from projections.follower_status import FollowerStatus
 from workers.ingest import IngestProcessor
 
@@ -31,20 +39,19 @@ class Ticker:
     ):
         self.db = db
         self.alerting = alerting
-        self.ingest = ingest
+        self.ingest = ingest  # the context of commands that send alerts (heartbeat expiry)
         self.clock = clock
 
     def tick(self) -> int:
-        """Run every due command once; returns how many changed something."""
+        """Fire every due deadline once; returns how many changed something."""
         now = self.clock()
         done = 0
-        # Fenced commands: a no-op when the state changed since the deadline was set.
         for row in due_deadlines(self.db, iso(now)):
-            subject, fence = UUID(row["subject"]), int(row["fence"])
-            if row["kind"] == KIND_UNSILENCE:
-                done += bool(self.alerting.unsilence_when_due(subject, fence, at=now))
-            elif row["kind"] == KIND_HEARTBEAT:
-                done += self.ingest.expire_heartbeat(subject, fence, at=now)
+            command = deadline_command(row["kind"], UUID(row["subject"]), int(row["fence"]), now)
+            if command is None:
+                log.warning("deadline of unknown kind %r for %s skipped", row["kind"], row["subject"])
+                continue
+            done += self.alerting.handle(command, self.ingest) is not None
         return done
 
     def run_forever(self, stop: threading.Event, interval: float = 1.0, status: FollowerStatus | None = None) -> None:

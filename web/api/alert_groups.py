@@ -14,6 +14,16 @@ from flask import Response, jsonify, request
 from marshmallow import ValidationError
 
 from domain.alert_group import ActionRefused
+from domain.commands import (
+    USER_ACTIONS,
+    Acknowledge,
+    GroupAction,
+    Resolve,
+    Silence,
+    Unacknowledge,
+    Unresolve,
+    Unsilence,
+)
 from projections.queries import alert_group, alert_groups_page, timeline
 from web import runtime
 from web.api import (
@@ -194,18 +204,21 @@ def get_timeline(group_id: str):
     return jsonify(TimelineSchema().dump({"alert_group_id": group_id, "results": rows}))
 
 
-def act_on_group(row: dict, action: str, by: str, **kwargs) -> None:
-    """Run ``action`` on the group ``row`` as ``by`` (``ActionRefused`` passes up), and wait
-    until the read models show it. Shared with the dashboard."""
+def act_on_group(row: dict, action: str | type[GroupAction], by: str, **fields) -> None:
+    """Run ``action`` (a command type, or its name in ``USER_ACTIONS``) on the group ``row`` as
+    ``by`` (``ActionRefused`` passes up), and wait until the read models show it. Shared with
+    the dashboard."""
     rt = runtime()
-    position = rt.alerting.act(UUID(row["uuid"]), action, by=by, at=datetime.now(timezone.utc), **kwargs)
+    command_type = USER_ACTIONS[action] if isinstance(action, str) else action
+    command = command_type(group_id=UUID(row["uuid"]), by=by, at=datetime.now(timezone.utc), **fields)
+    position = rt.alerting.handle(command)
     rt.wait_for("alerting", position)  # the next GET shows the change
 
 
-def _act(group_id: str, action: str, **kwargs) -> Response:
+def _act(group_id: str, action: type[GroupAction], **fields) -> Response:
     row = _group_or_404(group_id)
     try:
-        act_on_group(row, action, caller_name(), **kwargs)
+        act_on_group(row, action, caller_name(), **fields)
     except ActionRefused as refused:
         raise bad_request(str(refused))
     return Response(status=200)
@@ -214,25 +227,25 @@ def _act(group_id: str, action: str, **kwargs) -> Response:
 @api.post("/alert_groups/<group_id>/acknowledge", strict_slashes=False)
 @requires("editor")
 def acknowledge(group_id: str):
-    return _act(group_id, "acknowledge")
+    return _act(group_id, Acknowledge)
 
 
 @api.post("/alert_groups/<group_id>/unacknowledge", strict_slashes=False)
 @requires("editor")
 def unacknowledge(group_id: str):
-    return _act(group_id, "unacknowledge")
+    return _act(group_id, Unacknowledge)
 
 
 @api.post("/alert_groups/<group_id>/resolve", strict_slashes=False)
 @requires("editor")
 def resolve(group_id: str):
-    return _act(group_id, "resolve")
+    return _act(group_id, Resolve)
 
 
 @api.post("/alert_groups/<group_id>/unresolve", strict_slashes=False)
 @requires("editor")
 def unresolve(group_id: str):
-    return _act(group_id, "unresolve")
+    return _act(group_id, Unresolve)
 
 
 @api.post("/alert_groups/<group_id>/silence", strict_slashes=False)
@@ -245,10 +258,10 @@ def silence(group_id: str):
         delay = SilenceSchema().load(body)["delay"]
     except ValidationError:
         raise bad_request("invalid delay value")
-    return _act(group_id, "silence", delay=delay)
+    return _act(group_id, Silence, delay=delay)
 
 
 @api.post("/alert_groups/<group_id>/unsilence", strict_slashes=False)
 @requires("editor")
 def unsilence(group_id: str):
-    return _act(group_id, "unsilence")
+    return _act(group_id, Unsilence)
