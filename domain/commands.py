@@ -176,6 +176,7 @@ class FencedCommand(Command):
     """What a due deadline asks for: ``subject`` is the aggregate, ``fence`` the state expected."""
 
     kind: ClassVar[str] = ""  # set by @deadline
+    application: ClassVar[str] = ""  # the name of the application that runs it; set by @deadline
     subject: UUID
     fence: int
     at: datetime
@@ -184,14 +185,15 @@ class FencedCommand(Command):
 DEADLINE_COMMANDS: dict[str, type[FencedCommand]] = {}
 
 
-def deadline(kind: str) -> Callable[[type[C]], type[C]]:
-    """Register the fenced command a due deadline of ``kind`` becomes."""
+def deadline(kind: str, application: str = "alerting") -> Callable[[type[C]], type[C]]:
+    """Register the fenced command a due deadline of ``kind`` becomes, run by ``application``."""
 
     def register(command_type: type[C]) -> type[C]:
         if kind in DEADLINE_COMMANDS:
             raise ValueError(f"deadline kind {kind!r} is already {DEADLINE_COMMANDS[kind].__name__}")
         DEADLINE_COMMANDS[kind] = command_type
         command_type.kind = kind
+        command_type.application = application
         return command_type
 
     return register

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from uuid import UUID
 
-from domain.applications import Alerting
+from domain.applications import Alerting, ProcessingApplication
 from domain.commands import deadline_command
 from projections.db import Database, iso
 from projections.deadlines import due_deadlines
@@ -41,6 +41,9 @@ class Ticker:
         self.alerting = alerting
         self.ingest = ingest  # the context of commands that send alerts (heartbeat expiry)
         self.clock = clock
+        # Where each deadline's command runs (``@deadline(kind, application)``); an application
+        # added later (escalation) is added here by the runtime.
+        self.applications: dict[str, ProcessingApplication] = {alerting.name: alerting}
 
     def tick(self) -> int:
         """Fire every due deadline once; returns how many changed something."""
@@ -51,7 +54,7 @@ class Ticker:
             if command is None:
                 log.warning("deadline of unknown kind %r for %s skipped", row["kind"], row["subject"])
                 continue
-            done += self.alerting.handle(command, self.ingest) is not None
+            done += self.applications[command.application].handle(command, self.ingest) is not None
         return done
 
     def run_forever(self, stop: threading.Event, interval: float = 1.0, status: FollowerStatus | None = None) -> None:

@@ -72,6 +72,7 @@ def test_actions_run_as_commands_and_refusals_pass_up():
 
 def test_deadline_kinds_map_to_fenced_commands():
     assert DEADLINE_COMMANDS["unsilence"] is UnsilenceWhenDue and DEADLINE_COMMANDS["heartbeat"] is ExpireHeartbeat
+    assert ExpireHeartbeat.application == UnsilenceWhenDue.application == "alerting"
     subject = uuid4()
     assert deadline_command("heartbeat", subject, 7, T0) == ExpireHeartbeat(subject=subject, fence=7, at=T0)
     assert deadline_command("from-a-newer-version", subject, 7, T0) is None
