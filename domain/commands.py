@@ -221,7 +221,7 @@ KIND_UNSILENCE = UnsilenceWhenDue.kind
 KIND_HEARTBEAT = ExpireHeartbeat.kind
 
 
-class IngestContext(Protocol):
+class HeartbeatContext(Protocol):
     """What heartbeat expiry needs from ingest: an integration's settings and its templates."""
 
     templates: Evaluator
@@ -238,7 +238,7 @@ def unsilence_when_due(uow: UnitOfWork, command: UnsilenceWhenDue, context: obje
 
 
 @handles(ExpireHeartbeat)
-def expire_heartbeat_when_due(uow: UnitOfWork, command: ExpireHeartbeat, context: IngestContext) -> None:
+def expire_heartbeat_when_due(uow: UnitOfWork, command: ExpireHeartbeat, context: HeartbeatContext) -> None:
     """Sends the expired alert once per fence, nothing when a ping came in meanwhile."""
     heartbeat = uow.get(command.subject)
     if not isinstance(heartbeat, Heartbeat):
