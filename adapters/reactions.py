@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -33,7 +32,7 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Tracking
 
-from adapters.waker import Waker
+from adapters.waker import Waker, follow
 from domain.applications import AggregatesUnitOfWork, ProcessingApplication
 from domain.policies import Policies
 
@@ -207,31 +206,11 @@ class TrackedProcess:
         return total
 
     def run_forever(self, stop: threading.Event, idle_timeout: float = 1.0, status=None) -> None:
-        """Follow the upstream until ``stop``; ``status`` (a ``projections.follower_status.FollowerStatus``)
-        hears of every failure and of successes, for /health and /metrics."""
-        backoff = 0.1
-        while not stop.is_set():
-            began = time.monotonic()
-            try:
-                count = self.run_batch()
-                backoff = 0.1
-            except Exception as exc:  # a database outage must not end the process: keep retrying
-                log.exception("%s failed; retrying in %.1fs", self.name, backoff)
-                if status is not None:
-                    status.failed(exc)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
-                continue
-            if status is not None:
-                status.succeeded()
-            if count == 0:
-                self.waker.wait(idle_timeout)
-            elif count < self.batch_size and self.batch_interval:
-                # Under load, events keep arriving while a batch runs, so the next batch would be
-                # as small; and a batch costs a few queries and a transaction whatever its size.
-                # Starting batches at most every batch_interval makes them bigger (a full batch
-                # goes on at once).
-                stop.wait(self.batch_interval - (time.monotonic() - began))
+        """Follow the upstream until ``stop`` (see ``adapters.waker.follow``)."""
+        follow(
+            lambda: self.run_batch(), stop, self.waker, name=self.name, batch_size=self.batch_size, status=status,
+            idle_timeout=idle_timeout, batch_interval=self.batch_interval,
+        )  # fmt: skip
 
 
 def _index_of(events: list[tuple[int, object | None]], event: object) -> int:

@@ -18,7 +18,7 @@ from functools import singledispatchmethod
 
 from eventsourcing.application import Application
 
-from adapters.waker import Waker
+from adapters.waker import Waker, follow
 from projections.db import Cursor, Database
 from projections.follower_status import FollowerStatus
 
@@ -210,24 +210,11 @@ class ProjectionRunner:
     def run_forever(
         self, stop: threading.Event, idle_timeout: float = 1.0, status: FollowerStatus | None = None
     ) -> None:
-        """Follow the upstream until ``stop`` is set; errors are logged, reported to ``status``
-        (read by /health and /metrics) and retried with backoff."""
-        backoff = 0.1
-        while not stop.is_set():
-            try:
-                count = self.run_batch()
-                backoff = 0.1
-            except Exception as exc:  # keep following: a transient database error must not stop the view
-                log.exception("projection runner %s failed; retrying in %.1fs", self.names, backoff)
-                if status is not None:
-                    status.failed(exc)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
-                continue
-            if status is not None:
-                status.succeeded()
-            if count < self.batch_size:
-                self.waker.wait(idle_timeout)
+        """Follow the upstream until ``stop`` is set (see ``adapters.waker.follow``)."""
+        follow(
+            lambda: self.run_batch(), stop, self.waker, name=f"projection runner {self.names}",
+            batch_size=self.batch_size, status=status, idle_timeout=idle_timeout,
+        )  # fmt: skip
 
 
 def wait_for_position(
