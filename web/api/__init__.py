@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import wraps
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 
 from domain.configuration import ROLES, token_digest
+from projections.db import Database
 from projections.queries import Page, api_token_by_hash
 from web import runtime
 from adapters.expiring_cache import ExpiringCache
@@ -141,6 +143,14 @@ def paginated_response(page: Page, results_json: list[bytes]) -> Response:
 
 def not_found():
     abort(404)
+
+
+def found(lookup: Callable[[Database, str], dict | None], public_id: str) -> dict:
+    """The row ``lookup`` finds for ``public_id`` in the read models, or a 404."""
+    row = lookup(runtime().db, public_id)
+    if row is None:
+        not_found()
+    return row
 
 
 from web.api import alert_groups, alerts, integrations, openapi  # noqa: E402,F401  (registers routes)

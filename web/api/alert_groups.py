@@ -27,12 +27,12 @@ from domain.commands import (
 from projections.queries import alert_group, alert_groups_page, timeline
 from web import runtime
 from web.api import (
+    found,
     api,
     bad_request,
     caller_name,
     json_response,
     json_text,
-    not_found,
     page_params,
     paginated_response,
     requires,
@@ -186,10 +186,7 @@ def list_alert_groups():
 
 
 def _group_or_404(group_id: str) -> dict:
-    row = alert_group(runtime().db, group_id)
-    if row is None:
-        not_found()
-    return row
+    return found(alert_group, group_id)
 
 
 @api.get("/alert_groups/<group_id>/", strict_slashes=False)

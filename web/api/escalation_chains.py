@@ -18,7 +18,7 @@ from projections.queries import integration_by_id
 from projections.routes import integrations_using_chain
 from projections.users import team_by_id
 from web import runtime
-from web.api import api, bad_request, not_found, page_params, paginated, requires
+from web.api import api, bad_request, found, not_found, page_params, paginated, requires
 from web.api.routes import REQUIRED
 from web.api.schemas import PageSchema, Text
 from web.api.users import load_body, printable_name
@@ -54,10 +54,7 @@ chain_schema = EscalationChainSchema()
 
 
 def _chain_or_404(chain_id: str) -> dict:
-    row = chain_by_id(runtime().db, chain_id)
-    if row is None:
-        not_found()
-    return row
+    return found(chain_by_id, chain_id)
 
 
 def _team_uuid(team_id: str | None) -> UUID | None:

@@ -30,7 +30,7 @@ from projections.escalation_chains import chain_by_id, policies_page, policy_by_
 from projections.schedules import schedule_by_id
 from projections.users import team_by_id, user_by_id
 from web import runtime
-from web.api import api, bad_request, not_found, page_params, paginated, requires
+from web.api import api, bad_request, found, not_found, page_params, paginated, requires
 from web.api.routes import MAX_ID_LENGTH, REQUIRED, WholeNumber
 from web.api.schemas import PageSchema, Text
 from web.api.users import load_body
@@ -119,10 +119,7 @@ def shown(row: dict) -> dict:
 
 
 def _policy_or_404(policy_id: str) -> dict:
-    row = policy_by_id(runtime().db, policy_id)
-    if row is None:
-        not_found()
-    return row
+    return found(policy_by_id, policy_id)
 
 
 def _step_type(value: str) -> str:

@@ -15,7 +15,7 @@ from domain.ids import PREFIX_INTEGRATION, public_id, random_token
 from domain.integrations import INTEGRATION_TYPES
 from projections.queries import integration_by_id, integration_name_taken, integrations_page
 from web import runtime
-from web.api import api, bad_request, not_found, page_params, paginated, requires
+from web.api import api, bad_request, found, page_params, paginated, requires
 from web.api.schemas import IntegrationSchema, IntegrationWriteSchema, flatten_templates, nest_templates
 from web.inbound import directory
 
@@ -88,10 +88,7 @@ def _load(partial: bool) -> dict:
 
 
 def _integration_or_404(integration_id: str) -> dict:
-    row = integration_by_id(runtime().db, integration_id)
-    if row is None:
-        not_found()
-    return row
+    return found(integration_by_id, integration_id)
 
 
 @api.get("/integrations/", strict_slashes=False)

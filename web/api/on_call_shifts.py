@@ -35,6 +35,7 @@ from projections.schedules import (
 from projections.users import live_teams
 from web import runtime
 from web.api import (
+    found,
     ApiError,
     api,
     bad_request,
@@ -240,10 +241,7 @@ def serialise(row: dict) -> dict:
 
 
 def _shift_or_404(shift_id: str) -> dict:
-    row = shift_by_id(runtime().db, shift_id)
-    if row is None:
-        not_found()
-    return row
+    return found(shift_by_id, shift_id)
 
 
 @api.get("/on_call_shifts/", strict_slashes=False)

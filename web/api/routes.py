@@ -16,7 +16,7 @@ from projections.escalation_chains import chain_by_id
 from projections.queries import integration_by_id
 from projections.routes import ROUTES_PAGE_SIZE, route_by_id, routes_page
 from web import runtime
-from web.api import api, bad_request, not_found, page_params, paginated, requires
+from web.api import api, bad_request, found, not_found, page_params, paginated, requires
 from web.api.schemas import PageSchema, Text
 from web.api.users import load_body
 
@@ -106,10 +106,7 @@ def serialise(row: dict) -> dict:
 
 
 def _route_or_404(route_id: str) -> dict:
-    row = route_by_id(runtime().db, route_id)
-    if row is None:
-        not_found()
-    return row
+    return found(route_by_id, route_id)
 
 
 def _chain_uuid(data: dict) -> UUID | None:

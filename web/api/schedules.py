@@ -42,6 +42,7 @@ from projections.schedules import (
 )
 from web import runtime
 from web.api import (
+    found,
     _caller,
     api,
     bad_request,
@@ -156,10 +157,7 @@ def serialise(row: dict, users, now: datetime) -> dict:
 
 
 def _schedule_or_404(schedule_id: str) -> dict:
-    row = schedule_by_id(runtime().db, schedule_id)
-    if row is None:
-        not_found()
-    return row
+    return found(schedule_by_id, schedule_id)
 
 
 @api.get("/schedules/", strict_slashes=False)

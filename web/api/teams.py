@@ -13,7 +13,7 @@ from domain.ids import PREFIX_TEAM, public_id
 from domain.users import NameTaken
 from projections.users import team_by_id, teams_page
 from web import runtime
-from web.api import api, bad_request, not_found, page_params, paginated, requires
+from web.api import api, bad_request, found, not_found, page_params, paginated, requires
 from web.api.schemas import PageSchema, Text
 from web.api.users import email_address, load_body, printable_name
 
@@ -57,10 +57,7 @@ team_schema = TeamSchema()
 
 
 def _team_or_404(team_id: str) -> dict:
-    row = team_by_id(runtime().db, team_id)
-    if row is None:
-        not_found()
-    return row
+    return found(team_by_id, team_id)
 
 
 @api.get("/teams/", strict_slashes=False)

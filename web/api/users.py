@@ -17,7 +17,7 @@ from domain.ids import PREFIX_USER, public_id
 from domain.users import DEFAULT_TIMEZONE, NameTaken, is_timezone
 from projections.users import live_teams, user_by_id, users_page
 from web import runtime
-from web.api import ApiError, api, bad_request, not_found, page_params, paginated, requires
+from web.api import ApiError, api, bad_request, found, not_found, page_params, paginated, requires
 from web.api.schemas import PageSchema, Text
 
 USERS_PAGE_SIZE = 100  # OnCall's for users (50 elsewhere)
@@ -133,10 +133,7 @@ def _team_uuids(team_ids: list[str]) -> list[UUID]:
 def _user_or_404(user_id: str) -> dict:
     if user_id == "current":
         user_id = g.caller.get("user_id") or ""
-    row = user_by_id(runtime().db, user_id)
-    if row is None:
-        not_found()
-    return row
+    return found(user_by_id, user_id)
 
 
 def _name_taken(taken: NameTaken) -> ApiError:
