@@ -17,6 +17,31 @@ def make_integration(client):
     return make
 
 
+@pytest.fixture
+def tocsin(settings, runtime, monkeypatch, capsys):
+    """Run the command line against the test's database; returns (exit code, stdout, stderr)."""
+    from tocsin.cli import main
+
+    for name in ("TOCSIN_DATABASE_URL", "TOCSIN_DATABASE_SCHEMA", "TOCSIN_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    if settings.backend == "postgres":
+        monkeypatch.setenv("TOCSIN_DATABASE_URL", settings.database_url)
+        monkeypatch.setenv("TOCSIN_DATABASE_SCHEMA", settings.database_schema)
+    else:
+        monkeypatch.setenv("TOCSIN_DATA_DIR", str(settings.data_dir))
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        try:
+            code = main(list(argv))
+        except SystemExit as exit_:  # argparse refusing the arguments
+            code = exit_.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
 def inbound_path(integration: dict) -> str:
     """The path part of an integration's link (the test client talks to the app directly)."""
     return integration["link"].removeprefix("http://tocsin.test")

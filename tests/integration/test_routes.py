@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import eventually
 from tests.integration.conftest import groups_of, inbound_path, wait_for_groups
 from tests.integration.test_template_bounds import SORT_BOMB, STOPPED, timeline_of
-from tests.integration.test_users_and_teams import make_team, make_user, tocsin  # noqa: F401  (a fixture)
+from tests.integration.test_users_and_teams import make_team, make_user
 from tocsin.cli import create_token
 
 ROUTE_FIELDS = {

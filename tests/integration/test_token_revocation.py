@@ -4,36 +4,12 @@ both backends. The command line runs with its own runtime, as another process wo
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from uuid import UUID
 
-import pytest
-
+from domain.configuration import token_digest
 from projections.queries import api_token_by_hash
 from tests.conftest import eventually
-from tocsin.cli import main
 from web.api import TOKEN_CACHE_SECONDS
-from domain.configuration import token_digest
-
-
-@pytest.fixture
-def tocsin(settings, runtime, monkeypatch, capsys):
-    """Run the command line against the test's database; returns (exit code, stdout, stderr)."""
-    for name in ("TOCSIN_DATABASE_URL", "TOCSIN_DATABASE_SCHEMA", "TOCSIN_DATA_DIR"):
-        monkeypatch.delenv(name, raising=False)
-    if settings.backend == "postgres":
-        monkeypatch.setenv("TOCSIN_DATABASE_URL", settings.database_url)
-        monkeypatch.setenv("TOCSIN_DATABASE_SCHEMA", settings.database_schema)
-    else:
-        monkeypatch.setenv("TOCSIN_DATA_DIR", str(Path(settings.data_dir)))
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def create(tocsin, name: str, role: str = "viewer") -> str:

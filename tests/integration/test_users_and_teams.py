@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from uuid import UUID
 
 import pytest
@@ -15,35 +14,11 @@ from domain.configuration import token_digest
 from projections.queries import api_token_by_hash
 from tests.conftest import eventually
 from tests.integration.conftest import inbound_path, wait_for_groups
-from tocsin.cli import main
 from web.api import TOKEN_CACHE_SECONDS
 
 USER_FIELDS = {"id", "grafana_id", "email", "slack", "username", "role", "is_phone_number_verified", "timezone", "teams"}
 TEAM_FIELDS = {"id", "grafana_id", "name", "email", "avatar_url"}
 FORBIDDEN = (403, {"detail": "You do not have permission to perform this action."})
-
-
-@pytest.fixture
-def tocsin(settings, runtime, monkeypatch, capsys):
-    """Run the command line against the test's database; returns (exit code, stdout, stderr)."""
-    for name in ("TOCSIN_DATABASE_URL", "TOCSIN_DATABASE_SCHEMA", "TOCSIN_DATA_DIR"):
-        monkeypatch.delenv(name, raising=False)
-    if settings.backend == "postgres":
-        monkeypatch.setenv("TOCSIN_DATABASE_URL", settings.database_url)
-        monkeypatch.setenv("TOCSIN_DATABASE_SCHEMA", settings.database_schema)
-    else:
-        monkeypatch.setenv("TOCSIN_DATA_DIR", str(Path(settings.data_dir)))
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            code = main(list(argv))
-        except SystemExit as exit_:  # argparse refusing the arguments
-            code = exit_.code
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def make_team(client, name: str, **fields) -> dict:
