@@ -203,6 +203,17 @@ def cmd_token_revoke(args) -> int:
     return 0
 
 
+def _validated(schema, **fields) -> dict | None:
+    """The options given, validated as the API validates a body; None (refusals printed) if not."""
+    from marshmallow import ValidationError
+
+    try:
+        return schema.load({name: value for name, value in fields.items() if value is not None})
+    except ValidationError as invalid:
+        print(_refusals(invalid.messages), file=sys.stderr)
+        return None
+
+
 def _refusals(messages: dict) -> str:
     """A schema's field errors, one ``field: message`` per line."""
     return "\n".join(
@@ -219,17 +230,15 @@ def _table(rows: list[tuple[str, ...]]) -> None:
 
 def cmd_user_create(args) -> int:
     """Create a user, validated as the API validates one."""
-    from marshmallow import ValidationError
 
     from domain.users import DEFAULT_TIMEZONE, NameTaken
     from projections.users import team_by_id, team_by_name, user_by_username
     from web.api.users import UserWriteSchema
 
-    fields = {"username": args.username, "email": args.email, "role": args.role, "timezone": args.timezone}
-    try:
-        data = UserWriteSchema().load({name: value for name, value in fields.items() if value is not None})
-    except ValidationError as invalid:
-        print(_refusals(invalid.messages), file=sys.stderr)
+    data = _validated(
+        UserWriteSchema(), username=args.username, email=args.email, role=args.role, timezone=args.timezone
+    )
+    if data is None:
         return 2
     runtime = _runtime()
     try:
@@ -275,17 +284,13 @@ def cmd_user_list(args) -> int:
 
 
 def cmd_team_create(args) -> int:
-    from marshmallow import ValidationError
 
     from domain.users import NameTaken
     from projections.users import team_by_name
     from web.api.teams import TeamWriteSchema
 
-    fields = {"name": args.name, "email": args.email}
-    try:
-        data = TeamWriteSchema().load({name: value for name, value in fields.items() if value is not None})
-    except ValidationError as invalid:
-        print(_refusals(invalid.messages), file=sys.stderr)
+    data = _validated(TeamWriteSchema(), name=args.name, email=args.email)
+    if data is None:
         return 2
     runtime = _runtime()
     try:
