@@ -29,6 +29,8 @@ class ActionRefused(Exception):
 SOURCE_USER = "user"
 SOURCE_ALERT_SOURCE = "source"
 SOURCE_TIMEOUT = "timeout"
+SOURCE_LAST_STEP = "last_step"  # the escalation chain's "resolve" step
+SOURCE_DISABLE_MAINTENANCE = "disable_maintenance"  # the end of a maintenance
 
 
 class GroupingSlot(Aggregate):
@@ -118,6 +120,7 @@ class AlertGroup(Aggregate):
         self.is_demo = is_demo
         self.alerts_count = 0
         self.last_alert_id: UUID | None = None
+        self.last_alert_at: datetime | None = None  # absent from snapshots older than the field
         # Legacy per-alert types: the latest state of every label set seen (True = resolved).
         self.label_sets_resolved: dict[str, bool] = {}
         self.acknowledged = False
@@ -155,6 +158,7 @@ class AlertGroup(Aggregate):
     ) -> None:
         self.alerts_count += 1
         self.last_alert_id = alert_id
+        self.last_alert_at = received_at
         if label_set is not None:
             self.label_sets_resolved[label_set] = is_resolve_signal
 
@@ -262,9 +266,15 @@ class AlertGroup(Aggregate):
         return True
 
     def resolve_by_source(self, at: datetime) -> bool:
+        return self.resolve_automatically(SOURCE_ALERT_SOURCE, at)
+
+    def resolve_automatically(self, source: str, at: datetime) -> bool:
+        """Resolve on behalf of no user (the alert source, the last escalation step, the end of
+        a maintenance); False when already resolved."""
         if self.resolved:
             return False
         if self.silenced:
-            self._unsilenced(by=None, reason="Resolve by source", at=at)
-        self._resolved(by=None, source=SOURCE_ALERT_SOURCE, at=at)
+            reason = "Resolve by source" if source == SOURCE_ALERT_SOURCE else "Resolve automatically"
+            self._unsilenced(by=None, reason=reason, at=at)
+        self._resolved(by=None, source=source, at=at)
         return True
