@@ -12,6 +12,7 @@ from functools import singledispatchmethod
 from domain.alert_group import AlertGroup
 from domain.commands import KIND_HEARTBEAT, KIND_UNSILENCE
 from domain.heartbeat import Heartbeat
+from domain.paging import Escalation, RunEscalationStep
 from projections.db import Cursor, iso
 from projections.runner import Projection
 
@@ -53,6 +54,18 @@ class DeadlinesView(Projection):
     @apply.register
     def _(self, e: Heartbeat.Retired, cur: Cursor, position: int) -> None:
         _set(cur, KIND_HEARTBEAT, e.originator_id, None, 0)
+
+
+    @apply.register
+    def _(self, e: Escalation.Scheduled, cur: Cursor, position: int) -> None:
+        _set(cur, RunEscalationStep.kind, e.originator_id, e.due_at, e.fence)
+
+    @apply.register(Escalation.Started)
+    @apply.register(Escalation.Paused)
+    @apply.register(Escalation.Stopped)
+    @apply.register(Escalation.Finished)
+    def _(self, e, cur: Cursor, position: int) -> None:
+        _set(cur, RunEscalationStep.kind, e.originator_id, None, 0)
 
 
 def _set(cur: Cursor, kind: str, subject, due_at, fence: int) -> None:

@@ -1,4 +1,4 @@
-"""Followers (ingest, the projection runners, the ticker) report how they fare; the web reads it.
+"""Followers (ingest, escalation, the projection runners, the ticker) report how they fare; the web reads it.
 
 In production each follower runs in its own process, so what it reports goes to the
 ``follower_status`` table: its errors (count, last text, since when it has been failing) and its
@@ -19,7 +19,7 @@ from projections.db import Database, iso
 
 log = logging.getLogger(__name__)
 
-FOLLOWERS = ("ingest", "project-alerting", "project-config", "ticker")
+FOLLOWERS = ("ingest", "escalation", "project-alerting", "project-config", "ticker")
 SUCCESS_EVERY_SECONDS = 5.0
 # Failing for longer than this is stuck (a transient error heals within a retry or two).
 STUCK_AFTER_SECONDS = 5.0

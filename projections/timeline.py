@@ -5,24 +5,45 @@ from __future__ import annotations
 import json
 from functools import singledispatchmethod
 
-from domain.alert_group import SOURCE_ALERT_SOURCE, Alert, AlertGroup
-from domain.ids import PREFIX_ALERT, PREFIX_ALERT_GROUP, PREFIX_ROUTE, public_id
+from domain.alert_group import (
+    SOURCE_ALERT_SOURCE,
+    SOURCE_DISABLE_MAINTENANCE,
+    SOURCE_LAST_STEP,
+    Alert,
+    AlertGroup,
+)
+from domain.ids import (
+    PREFIX_ALERT,
+    PREFIX_ALERT_GROUP,
+    PREFIX_ROUTE,
+    PREFIX_USER,
+    public_id,
+)
+from domain.paging import Escalation
+from projections import escalation_texts
 from projections.db import Cursor, iso
 from projections.runner import Projection
 
 # AlertGroupLogRecord types (OnCall's integer values).
 TYPE_ACK = 0
 TYPE_UN_ACK = 1
+TYPE_ESCALATION_TRIGGERED = 5
 TYPE_SILENCE = 7
 TYPE_RESOLVED = 13
 TYPE_UN_RESOLVED = 14
 TYPE_UN_SILENCE = 15
+TYPE_ESCALATION_FINISHED = 16
+TYPE_ESCALATION_FAILED = 17
 TYPE_REGISTERED = 21
 TYPE_ROUTE_ASSIGNED = 22
+TYPE_DIRECT_PAGING = 23
 # Tocsin's own (OnCall shows neither in its timeline): an alert's failed templates, and alerts of a
 # notification that ingest did not take (more than it takes from one notification).
 TYPE_TEMPLATE_ERRORS = 100
 TYPE_ALERTS_NOT_TAKEN = 101
+# Also Tocsin's: when an escalation (re)starts and why it stopped (OnCall shows neither).
+TYPE_ESCALATION_STARTED = 102
+TYPE_ESCALATION_STOPPED = 103
 
 TYPE_NAMES = {
     TYPE_ACK: "Acknowledged",
@@ -35,19 +56,22 @@ TYPE_NAMES = {
     TYPE_ROUTE_ASSIGNED: "A route is assigned to the incident",
     TYPE_TEMPLATE_ERRORS: "Template errors",
     TYPE_ALERTS_NOT_TAKEN: "Alerts not taken",
+    TYPE_ESCALATION_TRIGGERED: "Escalation triggered",
+    TYPE_ESCALATION_FINISHED: "Escalation finished",
+    TYPE_ESCALATION_FAILED: "Escalation failed",
+    TYPE_DIRECT_PAGING: "Trigger direct paging escalation",
+    TYPE_ESCALATION_STARTED: "Escalation started",
+    TYPE_ESCALATION_STOPPED: "Escalation stopped",
+}
+RESOLVED_TEXTS = {
+    SOURCE_ALERT_SOURCE: "Resolved by alert source",
+    SOURCE_LAST_STEP: "Resolved automatically",
+    SOURCE_DISABLE_MAINTENANCE: "Resolved by stop maintenance",
 }
 
 
 def _by(author: str | None) -> str:
     return f" by {author}" if author else ""
-
-
-def _duration(seconds: int) -> str:
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds % size == 0 and seconds >= size:
-            n = seconds // size
-            return f"{n} {unit}{'s' if n != 1 else ''}"
-    return f"{seconds} seconds"
 
 
 INSERT_ENTRY = (
@@ -96,7 +120,7 @@ class TimelineView(Projection):
 
     @entries.register
     def _(self, e: AlertGroup.Resolved, position: int) -> list[tuple]:
-        text = "Resolved by alert source" if e.source == SOURCE_ALERT_SOURCE else f"Resolved{_by(e.by)}"
+        text = RESOLVED_TEXTS.get(e.source) or f"Resolved{_by(e.by)}"
         return [_entry(e, position, 0, TYPE_RESOLVED, text, e.by, e.at, {"source": e.source})]
 
     @entries.register
@@ -105,7 +129,7 @@ class TimelineView(Projection):
 
     @entries.register
     def _(self, e: AlertGroup.Silenced, position: int) -> list[tuple]:
-        span = f"for {_duration(e.delay)}" if e.delay else "forever"
+        span = f"for {escalation_texts.duration_text(e.delay)}" if e.delay else "forever"
         return [
             _entry(
                 e, position, 0, TYPE_SILENCE, f"Silenced{_by(e.by)} {span}", e.by, e.at,
@@ -140,6 +164,59 @@ class TimelineView(Projection):
                 json.dumps({"alert_id": alert_id, "alerts_not_taken": not_taken}),
             ))
         return entries
+
+
+    # --- escalation ------------------------------------------------------------------------------
+
+    @entries.register
+    def _(self, e: Escalation.Started, position: int) -> list[tuple]:
+        text = escalation_texts.started(e.chain_name, e.reason)
+        details = {"chain": e.chain_name, "run": e.run, "reason": e.reason}
+        return [_group_entry(e.group_id, position, TYPE_ESCALATION_STARTED, text, None, e.at, details)]
+
+    @entries.register
+    def _(self, e: Escalation.StepTriggered, position: int) -> list[tuple]:
+        details = {"step": e.index, "type": e.step["type"], "run": e.run, **_shown(e.details)}
+        text = escalation_texts.triggered(e.step, e.details)
+        return [_group_entry(e.group_id, position, TYPE_ESCALATION_TRIGGERED, text, None, e.at, details)]
+
+    @entries.register
+    def _(self, e: Escalation.StepFailed, position: int) -> list[tuple]:
+        details = {"step": e.index, "type": e.step.get("type"), "run": e.run, "escalation_error_code": e.error_code,
+                   **_shown(e.details)}  # fmt: skip
+        text = escalation_texts.failed(e.step, e.error_code, e.details)
+        return [_group_entry(e.group_id, position, TYPE_ESCALATION_FAILED, text, None, e.at, details)]
+
+    @entries.register
+    def _(self, e: Escalation.Stopped, position: int) -> list[tuple]:
+        text = f"escalation stopped because alert group was {e.reason}"
+        return [_group_entry(e.group_id, position, TYPE_ESCALATION_STOPPED, text, None, e.at, {"reason": e.reason})]
+
+    @entries.register
+    def _(self, e: Escalation.Finished, position: int) -> list[tuple]:
+        return [_group_entry(e.group_id, position, TYPE_ESCALATION_FINISHED, "escalation finished", None, e.at, {})]
+
+    @entries.register
+    def _(self, e: Escalation.ResponderPaged, position: int) -> list[tuple]:
+        text = f"{e.by or 'API'} paged user {e.username}"
+        details = {"user": public_id(PREFIX_USER, e.user_id), "important": e.important}
+        return [_group_entry(e.group_id, position, TYPE_DIRECT_PAGING, text, e.by, e.at, details)]
+
+
+def _shown(details: dict) -> dict:
+    """A step's details as the timeline's JSON shows them (users by public id and name)."""
+    shown = dict(details)
+    if "users" in shown:
+        shown["users"] = [{"id": public_id(PREFIX_USER, u["id"]), "username": u["username"]} for u in shown["users"]]
+    if shown.get("eta") is not None:
+        shown["eta"] = iso(shown["eta"])
+    if shown.get("schedule_id") is not None:
+        shown["schedule_id"] = escalation_texts.schedule_public_id(shown["schedule_id"])
+    return shown
+
+
+def _group_entry(group_id, position, type_, action, author, at, details) -> tuple:
+    return (public_id(PREFIX_ALERT_GROUP, group_id), position, 0, type_, action, author, iso(at), json.dumps(details))
 
 
 def _entry(e, position, seq, type_, action, author, at, details) -> tuple:

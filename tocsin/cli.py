@@ -322,7 +322,7 @@ def cmd_team_list(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    """The embedded all-in-one server: web, ingest, projections and ticker in one process."""
+    """The embedded all-in-one server: web, ingest, escalation, projections and ticker in one process."""
     from waitress import create_server
 
     from projections.queries import any_api_token
@@ -463,15 +463,19 @@ def _run_worker(name: str, **parts) -> int:
 
 
 def cmd_ingest(args) -> int:
-    return _run_worker("ingest", ingest=True, projections=False, ticker=False)
+    return _run_worker("ingest", ingest=True, projections=False, ticker=False, escalation=False)
 
 
 def cmd_project(args) -> int:
-    return _run_worker("projections", ingest=False, projections=True, ticker=False)
+    return _run_worker("projections", ingest=False, projections=True, ticker=False, escalation=False)
 
 
 def cmd_ticker(args) -> int:
-    return _run_worker("ticker", ingest=False, projections=False, ticker=True)
+    return _run_worker("ticker", ingest=False, projections=False, ticker=True, escalation=False)
+
+
+def cmd_escalate(args) -> int:
+    return _run_worker("escalation", ingest=False, projections=False, ticker=False, escalation=True)
 
 
 def cmd_web(args) -> int:
@@ -577,6 +581,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("ingest", help="production ingest process").set_defaults(func=cmd_ingest)
     sub.add_parser("project", help="production projections process").set_defaults(func=cmd_project)
     sub.add_parser("ticker", help="production ticker process (timed actions)").set_defaults(func=cmd_ticker)
+    sub.add_parser("escalate", help="production escalation process (starts and stops escalations)").set_defaults(
+        func=cmd_escalate
+    )
     sub.add_parser("replay", help="rebuild every read model from the events").set_defaults(func=cmd_replay)
 
     timeline = sub.add_parser("timeline", help="print the audit timeline of an alert group")

@@ -27,6 +27,8 @@ from projections.runner import ProjectionRunner, wait_for_position
 from projections.timeline import TimelineView
 from projections.users import UsersView
 from projections.schedules import SchedulesView, refresh_calendars_forever
+from domain.paging import RunEscalationStep
+from workers.escalation import EscalationProcess
 from workers.ingest import BoundedTemplates, IngestProcessor
 from workers.ticker import Ticker
 
@@ -74,10 +76,15 @@ class Runtime:
         self.ingest = IngestProcessor(self.inbox, self.alerting, self.config, templates=BoundedTemplates())
         self._render_pool: RenderPool | None = None
         self._render_pool_lock = threading.Lock()
+        # Escalation follows the alerting store and writes into it; it is also the context of the
+        # escalation steps the ticker runs.
+        self.escalation = EscalationProcess(self.alerting, self.config, self.db)
         self.ticker = Ticker(self.db, self.alerting, self.ingest)
+        self.ticker.contexts[RunEscalationStep.kind] = self.escalation
         # In-process wake-ups (the embedded mode, and a production process's own writes).
         self.inbox.add_listener(self.ingest.waker.notify)
         self.alerting.add_listener(self.runners["alerting"].waker.notify)
+        self.alerting.add_listener(self.escalation.waker.notify)
         self.config.add_listener(self.runners["config"].waker.notify)
         self.reachability: DatabaseReachability | None = None
         if settings.backend == "postgres":
@@ -137,6 +144,7 @@ class Runtime:
         """Bring ingest and every view up to date (tests and command-line tools)."""
         self.runners["config"].catch_up()
         self.ingest.catch_up()
+        self.escalation.catch_up()
         self.runners["alerting"].catch_up()
 
     def rebuild_read_models(self) -> dict[str, int]:
@@ -162,6 +170,7 @@ class Runtime:
             positions[row["upstream"]] = int(row["position"])
         lags: dict[str, int | None] = {
             "ingest": (self.inbox.recorder.max_notification_id() or 0) - self.alerting.processed_position(),
+            "escalation": max((self.alerting.recorder.max_notification_id() or 0) - self.escalation.position(), 0),
             "ticker": None,
         }
         for name, runner in self.runners.items():
@@ -171,7 +180,7 @@ class Runtime:
 
     # --- background work -----------------------------------------------------------------------
 
-    def start(self, ingest: bool = True, projections: bool = True, ticker: bool = True) -> None:
+    def start(self, ingest: bool = True, projections: bool = True, ticker: bool = True, escalation: bool = True) -> None:
         if self.reachability is not None:
             self.reachability.start()
         jobs: list[tuple[str, object]] = []
@@ -181,6 +190,8 @@ class Runtime:
 
         if ingest:
             jobs.append(("ingest", lambda: self.ingest.run_forever(self._stop, status=report("ingest"))))
+        if escalation:
+            jobs.append(("escalation", lambda: self.escalation.run_forever(self._stop, status=report("escalation"))))
         if projections:
             for name, runner in self.runners.items():
                 jobs.append(
@@ -191,13 +202,13 @@ class Runtime:
             # Calendars of ical schedules, fetched every 10 minutes beside the ticker's work.
             jobs.append(("ical-refresh", lambda: refresh_calendars_forever(self.db, self.config, self._stop)))
         if self.settings.backend == "postgres":
-            jobs.append(("listen", lambda: self._listener(ingest, projections).run_forever(self._stop)))
+            jobs.append(("listen", lambda: self._listener(ingest, projections, escalation).run_forever(self._stop)))
         for name, target in jobs:
             thread = threading.Thread(target=target, name=f"tocsin-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
 
-    def _listener(self, ingest: bool, projections: bool) -> PostgresListener:
+    def _listener(self, ingest: bool, projections: bool, escalation: bool) -> PostgresListener:
         channels: dict[str, list] = {}
 
         def add(app, wakers: Iterable) -> None:
@@ -205,6 +216,8 @@ class Runtime:
 
         if ingest:
             add(self.inbox, [self.ingest.waker.notify])
+        if escalation:
+            add(self.alerting, [self.escalation.waker.notify])
         if projections:
             add(self.alerting, [self.runners["alerting"].waker.notify])
             add(self.config, [self.runners["config"].waker.notify])
@@ -218,6 +231,7 @@ class Runtime:
         self._stop.set()
         # Idle followers sleep on their waker, not on the stop event: wake them to stop now.
         self.ingest.waker.notify()
+        self.escalation.waker.notify()
         for runner in self.runners.values():
             runner.waker.notify()
         for thread in self._threads:

@@ -1,4 +1,4 @@
-"""The ticker: fires due deadlines as fenced commands (timed unsilence, heartbeat expiry, later
+"""The ticker: fires due deadlines as fenced commands (timed unsilence, heartbeat expiry,
 escalation steps).
 
 Which command a deadline kind becomes is registered in ``domain.commands`` (``@deadline``), so
@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from uuid import UUID
 
 from domain.applications import Alerting, ProcessingApplication
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Ticker:
@@ -44,6 +44,8 @@ class Ticker:
         # Where each deadline's command runs (``@deadline(kind, application)``); an application
         # added later (escalation) is added here by the runtime.
         self.applications: dict[str, ProcessingApplication] = {alerting.name: alerting}
+        # The context each deadline kind's command gets, when not ingest's (escalation steps).
+        self.contexts: dict[str, object] = {}
 
     def tick(self) -> int:
         """Fire every due deadline once; returns how many changed something."""
@@ -54,7 +56,8 @@ class Ticker:
             if command is None:
                 log.warning("deadline of unknown kind %r for %s skipped", row["kind"], row["subject"])
                 continue
-            done += self.applications[command.application].handle(command, self.ingest) is not None
+            context = self.contexts.get(command.kind, self.ingest)
+            done += self.applications[command.application].handle(command, context) is not None
         return done
 
     def run_forever(self, stop: threading.Event, interval: float = 1.0, status: FollowerStatus | None = None) -> None:

@@ -38,7 +38,7 @@ def test_a_healthy_pipeline_answers_200_with_every_follower(client, make_integra
 
     body = eventually(healthy, describe="every follower caught up and reporting")
     assert body["status"] == "ok" and body["database"] == "reachable"
-    assert set(body["followers"]) == {"ingest", "project-alerting", "project-config", "ticker"}
+    assert set(body["followers"]) == {"ingest", "escalation", "project-alerting", "project-config", "ticker"}
     assert metric(client, "tocsin_follower_lag", "project-alerting") == 0
     assert metric(client, "tocsin_follower_stuck", "ingest") == 0
 
