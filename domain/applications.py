@@ -15,9 +15,14 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from uuid import UUID
+from uuid import NAMESPACE_URL, UUID, uuid5
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent, project_aggregate
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    ProcessingEvent,
+    project_aggregate,
+)
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
 from eventsourcing.utils import retry
@@ -228,6 +233,29 @@ class Alerting(ProcessingApplication):
 
 class Configuration(RoutingCommands, ScheduleCommands, NotifyingApplication):
     name = "config"
+
+    @retry(IntegrityError, **CONFLICT_RETRY)
+    def direct_paging_integration(self, team_id: str | None, team_name: str | None, token: str, at: datetime) -> UUID:
+        """The team's direct paging integration (``None``: no team), created on first use with
+        OnCall's two routes: "important" pages (``payload.oncall.important``) first, then the
+        default. Its id comes from the team, so two first pages at once create one."""
+        integration_id = uuid5(NAMESPACE_URL, f"/direct-paging/{team_id or 'no-team'}")
+        try:
+            existing: Integration = self.repository.get(integration_id)
+        except AggregateNotFoundError:
+            existing = None
+        if existing is not None:
+            return integration_id  # the API refuses to delete it
+        name = f"Direct paging ({team_name} team)" if team_name else "Direct paging (No team)"
+        integration = Integration._create(  # the library's way to create with a chosen id
+            Integration.Created, id=integration_id, type="direct_paging", name=name, token=token,
+            team_id=team_id, description_short=None, templates={}, created_at=at,
+        )  # fmt: skip
+        integration.add_route(route_id=uuid5(integration_id, "important"), routing_type="jinja2",
+                              routing_regex="{{ payload.oncall.important }}", escalation_chain_id=None,
+                              position=0)  # fmt: skip
+        self.save(integration)
+        return integration_id
 
     def create_integration(self, **fields) -> tuple[Integration, int]:
         integration = Integration(**fields)

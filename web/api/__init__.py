@@ -158,3 +158,4 @@ from web.api import template_preview  # noqa: E402,F401  (preview_template, send
 from web.api import teams, users  # noqa: E402,F401  (registers routes)
 from web.api import on_call_shifts, schedules  # noqa: E402,F401  (registers routes)
 from web.api import escalation_chains, escalation_policies, routes  # noqa: E402,F401  (registers routes)
+from web.api import direct_paging  # noqa: E402,F401  (registers routes)
