@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -16,6 +17,65 @@ ROLES = ("viewer", "editor", "admin")
 def route_id_for_default(integration_id: UUID) -> UUID:
     """Every integration has a default route; routing rules come on top of it."""
     return uuid5(NAMESPACE_URL, f"/integrations/{integration_id}/routes/default")
+
+
+# --- maintenance (OnCall's maintenance mode, per integration) ------------------------------------
+
+MAINTENANCE_DEBUG = "debug"  # nothing escalates; alerts are grouped as usual
+MAINTENANCE_COLLECT = "maintenance"  # nothing escalates; every alert goes into one group
+MAINTENANCE_MODES = (MAINTENANCE_DEBUG, MAINTENANCE_COLLECT)
+MAX_MAINTENANCE_SECONDS = 3_153_600_000  # a century, as the longest silence
+
+
+class MaintenanceRefused(Exception):
+    """A maintenance that cannot start; the message is OnCall's 400 text."""
+
+
+def maintenance_id(integration_id: UUID, number: int) -> UUID:
+    """One maintenance of an integration (its first is number 1): its deadline's subject, and the
+    id of what gathers its alerts in the alerting store."""
+    return uuid5(NAMESPACE_URL, f"/integrations/{integration_id}/maintenances/{number}")
+
+
+def humanised_duration(seconds: int) -> str:
+    """A duration in the words of OnCall's maintenance choices ("1 hour", "3 hours", "24 hours"),
+    other lengths likewise, largest unit first ("1 hour 30 minutes"; days only beyond 24 hours)."""
+    days, rest = divmod(seconds, 86_400) if seconds > 86_400 else (0, seconds)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    units = ((days, "day"), (hours, "hour"), (minutes, "minute"), (secs, "second"))
+    return " ".join(f"{value} {unit}{'' if value == 1 else 's'}" for value, unit in units if value) or "0 seconds"
+
+
+@dataclass(frozen=True)
+class MaintenanceWindow:
+    """One maintenance of an integration, as recorded: its planned end, and its stop if earlier."""
+
+    integration_id: UUID
+    number: int
+    mode: str
+    duration: int  # seconds
+    started_at: datetime
+    end_at: datetime  # planned
+    by: str | None
+    integration_name: str  # when it started (the title of its group keeps this name)
+    stopped_at: datetime | None = None
+
+    @property
+    def id(self) -> UUID:
+        return maintenance_id(self.integration_id, self.number)
+
+    @property
+    def ends_at(self) -> datetime:
+        return self.end_at if self.stopped_at is None or self.stopped_at > self.end_at else self.stopped_at
+
+    def in_force_at(self, at: datetime) -> bool:
+        return self.started_at <= at < self.ends_at
+
+    @property
+    def title(self) -> str:
+        """OnCall's title of the group that collects the integration's alerts."""
+        return f"Maintenance of {self.integration_name} for {humanised_duration(self.duration)}"
 
 
 class Integration(Aggregate):
@@ -42,6 +102,8 @@ class Integration(Aggregate):
         # Routes on top of the default one, in the order they are tried (domain.routes).
         self.routes: list[dict] = []
         self.default_escalation_chain_id: UUID | None = None
+        # Every maintenance, oldest first (they never overlap), so any instant can be answered.
+        self.maintenances: list[MaintenanceWindow] = []
 
     @property
     def default_route_id(self) -> UUID:
@@ -109,6 +171,60 @@ class Integration(Aggregate):
     @event("Deleted")
     def delete(self, at: datetime) -> None:
         self.deleted = True
+
+    # --- maintenance ----------------------------------------------------------------------------
+
+    @event("MaintenanceStarted")
+    def _maintenance_started(
+        self, mode: str, duration: int, started_at: datetime, end_at: datetime, by: str | None, number: int
+    ) -> None:
+        self.maintenances.append(
+            MaintenanceWindow(self.id, number, mode, duration, started_at, end_at, by, integration_name=self.name)
+        )
+
+    @event("MaintenanceStopped")
+    def _maintenance_stopped(self, by: str | None, at: datetime, number: int) -> None:
+        self.maintenances[-1] = replace(self.maintenances[-1], stopped_at=at)
+
+    def maintenance_at(self, at: datetime) -> str | None:
+        """The maintenance mode in force at ``at``: "debug", "maintenance" or None."""
+        window = self.maintenance_window_at(at)
+        return None if window is None else window.mode
+
+    def maintenance_window_at(self, at: datetime) -> MaintenanceWindow | None:
+        for window in reversed(self.maintenances):  # the latest first: the instant asked is mostly now
+            if window.started_at <= at:
+                return window if at < window.ends_at else None
+        return None
+
+    def collecting_maintenance(self) -> MaintenanceWindow | None:
+        """The latest maintenance that collects alerts into one group (ingest checks each alert's
+        time against it; its end needs no event, so a maintenance ends on time by itself)."""
+        return next((w for w in reversed(self.maintenances) if w.mode == MAINTENANCE_COLLECT), None)
+
+    def start_maintenance(self, mode: str, duration: int, by: str | None, at: datetime) -> MaintenanceWindow:
+        """Start a maintenance of ``duration`` seconds at ``at``; refused while one is in force."""
+        if mode not in MAINTENANCE_MODES:
+            raise ValueError(f"mode must be one of {', '.join(MAINTENANCE_MODES)}")
+        if isinstance(duration, bool) or not isinstance(duration, int) or not 0 < duration <= MAX_MAINTENANCE_SECONDS:
+            raise ValueError(f"duration must be from 1 to {MAX_MAINTENANCE_SECONDS} seconds")
+        last = self.maintenances[-1] if self.maintenances else None
+        # Also refused when the last one began after ``at`` (the clocks of two servers).
+        if last is not None and at < last.ends_at:
+            raise MaintenanceRefused("Already on maintenance")
+        self._maintenance_started(
+            mode=mode, duration=duration, started_at=at, end_at=at + timedelta(seconds=duration), by=by,
+            number=len(self.maintenances) + 1,
+        )
+        return self.maintenances[-1]
+
+    def stop_maintenance(self, by: str | None, at: datetime) -> MaintenanceWindow | None:
+        """Stop the maintenance not yet over at ``at``; None (nothing recorded) when there is none."""
+        last = self.maintenances[-1] if self.maintenances else None
+        if last is None or at >= last.ends_at:
+            return None
+        self._maintenance_stopped(by=by, at=max(at, last.started_at), number=last.number)
+        return self.maintenances[-1]
 
 
 def token_digest(token: str) -> str:

@@ -4,6 +4,10 @@ Pure decision logic over a unit of work; the caller loads and saves aggregates. 
 decided here (distinction, title, resolve/ack signal, route, template revision, template errors)
 is written into the events, so a replay never renders a template again.
 
+While an integration is in maintenance mode "maintenance", every alert it receives goes into one
+group for that maintenance instead (``MaintenanceCollection``), titled as OnCall titles it; its
+end (``domain.maintenance``) resolves that group.
+
 Rendering is kept apart from recording so that it can run elsewhere: ``evaluate_entry`` (the
 behaviour templates of an entry's alerts) and ``render_opening_of`` (the title and link of a group
 an alert opens) take and return plain values, and ingest runs them in bounded render workers
@@ -15,14 +19,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, event
 
-from domain.alert_group import Alert, AlertGroup, GroupingSlot
+from domain.alert_group import SOURCE_DISABLE_MAINTENANCE, Alert, AlertGroup, GroupingSlot
+from domain.configuration import MaintenanceWindow
 from domain.heartbeat import Heartbeat
 from domain.inbox import KIND_DEMO, HeartbeatPing, ReceivedAlert
 from domain.integrations import IntegrationType, evaluate, get_type, render_opening
@@ -57,6 +62,8 @@ class IntegrationSettings:
     template_revision: int
     default_route_id: UUID
     routes: tuple[RouteRule, ...] = ()  # tried in order before the default route
+    # The latest maintenance that collects alerts into one group (``Integration.collecting_maintenance``).
+    maintenance: MaintenanceWindow | None = None
 
 
 @dataclass
@@ -224,9 +231,52 @@ class AlertDecision:
     route_id: UUID
     is_resolve_signal: bool
     is_acknowledge_signal: bool
-    slot_id: UUID
+    slot_id: UUID  # the aggregate that says which group it joins (a MaintenanceCollection's id in maintenance)
     template_errors: dict[str, str]
     alerts_not_taken: int = 0  # on the last alert taken from a notification that had more
+    maintenance: MaintenanceWindow | None = None  # received during it: goes into its group
+
+
+class MaintenanceCollection(Aggregate):
+    """The group of one maintenance, in the alerting store; its id is the maintenance's id.
+
+    Both ingest (opening the group with the maintenance's first alert) and the maintenance's end
+    (resolving it) write here, so neither can miss the other: an alert of the maintenance that
+    ingest takes only after the end joins a group that is resolved.
+    """
+
+    @event("Created")
+    def __init__(self, maintenance_id: UUID) -> None:
+        self.group_id: UUID | None = None
+        self.ended_at: datetime | None = None
+
+    @staticmethod
+    def create_id(maintenance_id: UUID) -> UUID:
+        return maintenance_id
+
+    @event("GroupOpened")
+    def open_group(self, group_id: UUID) -> None:
+        self.group_id = group_id
+
+    @event("Ended")
+    def _ended(self, at: datetime) -> None:
+        self.ended_at = at
+
+    def end(self, at: datetime) -> bool:
+        """Record the end once; False when it was already recorded."""
+        if self.ended_at is not None:
+            return False
+        self._ended(at=at)
+        return True
+
+
+def _collected(decision: AlertDecision, integration: IntegrationSettings, maintenance: MaintenanceWindow) -> AlertDecision:
+    """The decision for an alert received during a maintenance that collects alerts: its group
+    instead of its own grouping, and no signal (only the end resolves that group)."""
+    return replace(
+        decision, label_set=None, distinction=maintenance.id.hex, route_id=integration.default_route_id,
+        is_resolve_signal=False, is_acknowledge_signal=False, slot_id=maintenance.id, maintenance=maintenance,
+    )
 
 
 def decisions_for(
@@ -235,7 +285,9 @@ def decisions_for(
     payload_json: str,
     evaluation: EntryEvaluation,
     is_demo: bool = False,
+    received_at: datetime | None = None,
 ) -> list[AlertDecision]:
+    """``received_at``: when the entry was received (what decides whether a maintenance takes it)."""
     decisions = []
     last = len(evaluation.alerts) - 1
     for index, alert in enumerate(evaluation.alerts):
@@ -259,6 +311,9 @@ def decisions_for(
                 alerts_not_taken=evaluation.alerts_not_taken if index == last else 0,
             )
         )
+    maintenance = integration.maintenance
+    if maintenance is not None and received_at is not None and maintenance.in_force_at(received_at):
+        return [_collected(decision, integration, maintenance) for decision in decisions]
     return decisions
 
 
@@ -268,9 +323,11 @@ def decide_entry(
     payload_json: str,
     is_demo: bool = False,
     evaluator: Evaluator = IN_PROCESS,
+    received_at: datetime | None = None,
 ) -> list[AlertDecision]:
     """Split an entry into alerts and evaluate each one: pure, so callers can batch the lookups."""
-    return decisions_for(integration, entry_id, payload_json, evaluator.evaluate(integration, payload_json), is_demo)
+    evaluation = evaluator.evaluate(integration, payload_json)
+    return decisions_for(integration, entry_id, payload_json, evaluation, is_demo, received_at)
 
 
 def ingest_entry(
@@ -282,7 +339,7 @@ def ingest_entry(
     is_demo: bool = False,
     evaluator: Evaluator = IN_PROCESS,
 ) -> IngestResult:
-    decisions = decide_entry(integration, entry_id, payload_json, is_demo, evaluator)
+    decisions = decide_entry(integration, entry_id, payload_json, is_demo, evaluator, received_at)
     return record_entry(
         uow, integration, entry_id, decisions, received_at, is_demo, lambda d: evaluator.opening(integration, d)
     )
@@ -320,6 +377,8 @@ def opens_a_group(uow: UnitOfWork, decisions: Iterable[AlertDecision]) -> list[A
     open_now: dict[UUID, bool | None] = {}  # slot -> open (True), not open (False), unknown (None)
     candidates = []
     for decision in decisions:
+        if decision.maintenance is not None:
+            continue  # its group's title is the maintenance's, never rendered
         if decision.slot_id not in open_now:
             slot = uow.get(decision.slot_id)
             open_now[decision.slot_id] = slot is not None and slot.open_group_id is not None
@@ -340,6 +399,8 @@ def _record_alert(
     is_demo: bool,
     opening: Callable[[AlertDecision], Opening],
 ) -> tuple[AlertGroup, bool]:
+    if decision.maintenance is not None:
+        return _record_in_maintenance(uow, integration, entry_id, decision, received_at)
     template_errors = decision.template_errors
     distinction, route_id, is_resolve_signal = decision.distinction, decision.route_id, decision.is_resolve_signal
     slot = uow.get(decision.slot_id)
@@ -374,6 +435,27 @@ def _record_alert(
         created = True
     assert group is not None, "a grouping slot points at a group that does not exist"
 
+    _attach_new_alert(uow, integration, entry_id, decision, received_at, group, created, template_errors)
+    label_set = decision.label_set
+    if decision.is_acknowledge_signal:
+        group.acknowledge_by_source(at=received_at)
+    # Legacy per-alert types resolve a group only once every label set seen in it is resolved.
+    resolves = is_resolve_signal and (label_set is None or group.every_label_set_resolved)
+    if resolves and group.resolve_by_source(at=received_at):
+        slot.close_group(group_id=group.id)
+    return group, created
+
+
+def _attach_new_alert(
+    uow: UnitOfWork,
+    integration: IntegrationSettings,
+    entry_id: UUID,
+    decision: AlertDecision,
+    received_at: datetime,
+    group: AlertGroup,
+    created: bool,
+    template_errors: dict[str, str],
+) -> None:
     alert = Alert(
         inbox_id=entry_id,
         index=decision.index,
@@ -381,22 +463,49 @@ def _record_alert(
         integration_id=integration.id,
         payload_json=decision.payload_json,
         received_at=received_at,
-        is_resolve_signal=is_resolve_signal,
+        is_resolve_signal=decision.is_resolve_signal,
         is_first_in_group=created,
         template_errors=template_errors or None,
         alerts_not_taken=decision.alerts_not_taken,
     )
     uow.add(alert)
-    label_set = decision.label_set
     group.attach_alert(
-        alert_id=alert.id, received_at=received_at, is_resolve_signal=is_resolve_signal, label_set=label_set
+        alert_id=alert.id, received_at=received_at, is_resolve_signal=decision.is_resolve_signal,
+        label_set=decision.label_set,
     )
-    if decision.is_acknowledge_signal:
-        group.acknowledge_by_source(at=received_at)
-    # Legacy per-alert types resolve a group only once every label set seen in it is resolved.
-    resolves = is_resolve_signal and (label_set is None or group.every_label_set_resolved)
-    if resolves and group.resolve_by_source(at=received_at):
-        slot.close_group(group_id=group.id)
+
+
+def _record_in_maintenance(
+    uow: UnitOfWork, integration: IntegrationSettings, entry_id: UUID, decision: AlertDecision, received_at: datetime
+) -> tuple[AlertGroup, bool]:
+    """Put an alert received during a maintenance into that maintenance's one group."""
+    maintenance = decision.maintenance
+    collection = uow.get(maintenance.id)
+    if collection is None:
+        collection = MaintenanceCollection(maintenance_id=maintenance.id)
+        uow.add(collection)
+    created = collection.group_id is None
+    if created:
+        group = AlertGroup(
+            integration_id=integration.id,
+            route_id=decision.route_id,
+            distinction=decision.distinction,
+            generation=1,
+            title=_truncated(maintenance.title),
+            source_link=None,
+            template_revision=integration.template_revision,
+            started_at=received_at,
+            is_demo=False,
+        )
+        uow.add(group)
+        collection.open_group(group_id=group.id)
+    else:
+        group = uow.get(collection.group_id)
+        assert group is not None, "a maintenance points at a group that does not exist"
+    _attach_new_alert(uow, integration, entry_id, decision, received_at, group, created, decision.template_errors)
+    if created and collection.ended_at is not None:
+        # Its end came before ingest got to its first alert: resolved as that end would have.
+        group.resolve_automatically(SOURCE_DISABLE_MAINTENANCE, at=collection.ended_at)
     return group, created
 
 
@@ -494,7 +603,7 @@ def ingest_batch(uow: BatchUnitOfWork, entries: list, context: IngestContext) ->
     decided: dict[int, list[AlertDecision]] = {}
     for (index, entry, integration), evaluation in zip(alert_entries, evaluations):
         decided[index] = decisions_for(
-            integration, entry.originator_id, entry.payload_json, evaluation, entry.kind == KIND_DEMO
+            integration, entry.originator_id, entry.payload_json, evaluation, entry.kind == KIND_DEMO, entry.received_at
         )
     uow.preload(d.slot_id for decisions in decided.values() for d in decisions)
     openings = _render_openings(uow, settings, decided, context.templates)

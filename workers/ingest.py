@@ -283,6 +283,7 @@ class IngestProcessor(TrackedProcess):
             template_revision=integration.template_revision,
             default_route_id=integration.default_route_id,
             routes=integration.route_rules(),
+            maintenance=integration.collecting_maintenance(),
         )
 
     def close(self) -> None:
