@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from adapters.http_guard import OutgoingPolicy
+
 DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
 # OnCall's inbound rate limits ("count/[n]s|m|h|d"): per integration, and across all integrations.
 DEFAULT_RATELIMIT_INTEGRATION = "300/5m"
@@ -29,10 +31,14 @@ class Settings:
     ratelimit_integration: str = DEFAULT_RATELIMIT_INTEGRATION
     ratelimit_total: str = DEFAULT_RATELIMIT_TOTAL
     ratelimit_redis_prefix: str = "tocsin:ratelimit:"  # Redis key prefix of the counters
+    # Where notification emails go out: smtp://user:pass@host:port (?starttls=true), smtps://...
+    smtp_url: str | None = None
+    # Internal addresses and networks outgoing notifications may reach (adapters.http_guard).
+    outgoing_allow: str = ""
     extra_env: dict = field(default_factory=dict)  # passed to the event store (tests, tuning)
 
     @classmethod
-    def from_env(cls, environ=None) -> "Settings":
+    def from_env(cls, environ=None) -> Settings:
         env = os.environ if environ is None else environ
         return cls(
             database_url=env.get("TOCSIN_DATABASE_URL") or None,
@@ -48,7 +54,14 @@ class Settings:
             smtp_address=env.get("TOCSIN_SMTP_ADDRESS", DEFAULT_SMTP_ADDRESS).strip(),
             ratelimit_integration=env.get("TOCSIN_RATELIMIT_INTEGRATION") or DEFAULT_RATELIMIT_INTEGRATION,
             ratelimit_total=env.get("TOCSIN_RATELIMIT_TOTAL") or DEFAULT_RATELIMIT_TOTAL,
+            smtp_url=env.get("TOCSIN_SMTP_URL") or None,
+            outgoing_allow=env.get("TOCSIN_OUTGOING_ALLOW", ""),
         )
+
+    @property
+    def outgoing_policy(self) -> OutgoingPolicy:
+        """``TOCSIN_OUTGOING_ALLOW`` as a policy (ValueError when it lists something else)."""
+        return OutgoingPolicy.from_setting(self.outgoing_allow)
 
     @property
     def backend(self) -> str:
