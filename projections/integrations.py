@@ -61,6 +61,22 @@ class IntegrationsView(Projection):
     def _(self, e: Integration.Deleted, cur: Cursor, position: int) -> None:
         cur.execute("UPDATE integrations SET deleted = 1 WHERE uuid = %s", (str(e.originator_id),))
 
+    @apply.register
+    def _(self, e: Integration.MaintenanceStarted, cur: Cursor, position: int) -> None:
+        cur.execute(
+            "UPDATE integrations SET maintenance_mode = %s, maintenance_started_at = %s, maintenance_end_at = %s"
+            " WHERE uuid = %s",
+            (e.mode, iso(e.started_at), iso(e.end_at), str(e.originator_id)),
+        )
+
+    @apply.register
+    def _(self, e: Integration.MaintenanceStopped, cur: Cursor, position: int) -> None:
+        cur.execute(
+            "UPDATE integrations SET maintenance_mode = NULL, maintenance_started_at = NULL, maintenance_end_at = NULL"
+            " WHERE uuid = %s",
+            (str(e.originator_id),),
+        )
+
 
 class HeartbeatsView(Projection):
     """Each integration's heartbeat: timeout, last ping and status."""

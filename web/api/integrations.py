@@ -1,21 +1,27 @@
-"""``/api/v1/integrations/``: create, list, get, update, delete (admins write)."""
+"""``/api/v1/integrations/``: create, list, get, update, delete, start and stop a maintenance
+(admins write)."""
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 from uuid import UUID
 
 from flask import Response, jsonify, request
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError, fields, validate
 
+from domain.configuration import MAINTENANCE_MODES, MAX_MAINTENANCE_SECONDS, MaintenanceRefused
 from domain.heartbeat import DEFAULT_TIMEOUT, STATUS_NOT_ARMED
 from domain.ids import PREFIX_INTEGRATION, public_id, random_token
 from domain.integrations import INTEGRATION_TYPES
+from domain.maintenance import start_maintenance as start_maintenance_of
+from domain.maintenance import stop_maintenance as stop_maintenance_of
+from projections.db import iso
 from projections.queries import integration_by_id, integration_name_taken, integrations_page
 from web import runtime
-from web.api import api, bad_request, found, page_params, paginated, requires
+from web.api import api, bad_request, caller_name, found, page_params, paginated, requires
 from web.api.schemas import IntegrationSchema, IntegrationWriteSchema, flatten_templates, nest_templates
 from web.inbound import directory
 
@@ -24,7 +30,9 @@ NO_URL_TYPES = ("manual", "inbound_email", "direct_paging", "maintenance")
 integration_schema = IntegrationSchema()
 
 
-def serialise(row: dict) -> dict:
+def serialise(row: dict, now: str | None = None) -> dict:
+    """The integration ``row`` in OnCall's shape; ``now`` (``iso`` text) decides whether its
+    maintenance is still in force."""
     settings = runtime().settings
     kind = INTEGRATION_TYPES.get(row["type"])
     slug = row["type"].removeprefix("legacy_")
@@ -48,11 +56,22 @@ def serialise(row: dict) -> dict:
             },
             "templates": nest_templates(row["templates"]),
             "heartbeat": _heartbeat(row, link, kind),
-            "maintenance_mode": None,
-            "maintenance_started_at": None,
-            "maintenance_end_at": None,
+            **_maintenance(row, now or iso(_now())),
         }
     )
+
+
+def _maintenance(row: dict, now: str) -> dict:
+    """The maintenance in force: one whose end has passed is over, with no event needed."""
+    end_at = row.get("maintenance_end_at")
+    if end_at is None or end_at <= now:  # fixed-width ISO text: compared as text
+        return {"maintenance_mode": None, "maintenance_started_at": None, "maintenance_end_at": None}
+    return {
+        "maintenance_mode": row["maintenance_mode"],
+        # OnCall's format: whole seconds
+        "maintenance_started_at": row["maintenance_started_at"][:19] + "Z",
+        "maintenance_end_at": end_at[:19] + "Z",
+    }
 
 
 def _mail_host(settings) -> str:
@@ -97,7 +116,8 @@ def list_integrations():
     page = integrations_page(
         runtime().db, request.args.get("name"), request.args.get("team_id"), number, size
     )
-    return jsonify(paginated(page, [serialise(row) for row in page.rows]))
+    now = iso(_now())
+    return jsonify(paginated(page, [serialise(row, now) for row in page.rows]))
 
 
 @api.get("/integrations/<integration_id>/", strict_slashes=False)
@@ -181,6 +201,96 @@ def reset_heartbeat(integration_id: str):
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+# --- maintenance ----------------------------------------------------------------------------------
+
+# A duration as text: digits only (what ``int()`` takes beyond that, such as "1_000", is refused).
+_DURATION_TEXT = re.compile(r"\s*\+?[0-9]{1,12}\s*")
+
+
+class MaintenanceStartSchema(Schema):
+    """For the OpenAPI document; the handler parses the body as OnCall does."""
+
+    mode = fields.String(required=True, validate=validate.OneOf(MAINTENANCE_MODES),
+                         metadata={"description": "debug or maintenance, in any case"})
+    duration = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_MAINTENANCE_SECONDS),
+                              metadata={"description": "seconds"})
+
+
+def _maintenance_mode(body: dict) -> str:
+    mode = body.get("mode")
+    if not isinstance(mode, str) or mode.lower() not in MAINTENANCE_MODES:
+        raise bad_request({"mode": ["Unknown mode"]})
+    return mode.lower()
+
+
+def _maintenance_duration(body: dict) -> int:
+    """Whole seconds, as a number or as digits (OnCall takes what ``int()`` takes), from 1 to a century."""
+    duration = body.get("duration")
+    text = isinstance(duration, str) and _DURATION_TEXT.fullmatch(duration) is not None
+    if text or (isinstance(duration, float) and duration.is_integer()):
+        duration = int(duration)
+    if isinstance(duration, bool) or not isinstance(duration, int) or not 0 < duration <= MAX_MAINTENANCE_SECONDS:
+        raise bad_request({"duration": ["Invalid duration"]})
+    return duration
+
+
+@api.post("/integrations/<integration_id>/maintenance_start", strict_slashes=False)
+@requires("admin")
+def start_maintenance(integration_id: str):
+    """Debug mode escalates nothing; maintenance mode also collects every alert into one group."""
+    row = _integration_or_404(integration_id)
+    body = request.get_json(silent=True)
+    if body is None and not request.get_data():
+        body = {}  # no body at all: the mode is missing, as OnCall answers
+    if not isinstance(body, dict):
+        raise bad_request("A JSON object is expected.")
+    mode, duration = _maintenance_mode(body), _maintenance_duration(body)
+    rt = runtime()
+    try:
+        _, position = start_maintenance_of(rt.config, UUID(row["uuid"]), mode, duration, by=caller_name(), at=_now())
+    except MaintenanceRefused as refused:
+        raise bad_request(str(refused))
+    rt.wait_for("config", position)
+    return jsonify(serialise(_integration_or_404(integration_id)))
+
+
+@api.post("/integrations/<integration_id>/maintenance_stop", strict_slashes=False)
+@requires("admin")
+def stop_maintenance(integration_id: str):
+    """Stop the maintenance in force (none: nothing changes); its group is resolved by the ticker."""
+    row = _integration_or_404(integration_id)
+    rt = runtime()
+    rt.wait_for("config", stop_maintenance_of(rt.config, UUID(row["uuid"]), by=caller_name(), at=_now()))
+    return jsonify(serialise(_integration_or_404(integration_id)))
+
+
+def add_to_spec(spec) -> None:
+    """The maintenance paths, for ``web.api.openapi``."""
+    spec.components.schema("MaintenanceStart", schema=MaintenanceStartSchema)
+    parameters = [{"in": "path", "name": "id", "required": True, "schema": {"type": "string"}}]
+    errors = {
+        status: {"description": description, "content": {"application/json": {"schema": "Error"}}}
+        for status, description in (("400", "Invalid request"), ("403", "Invalid token or role"), ("404", "Not found"))
+    }
+    integration = {"200": {"description": "The integration", "content": {"application/json": {"schema": "Integration"}}}}
+    spec.path(
+        "/api/v1/integrations/{id}/maintenance_start", parameters=parameters,
+        operations={"post": {
+            "summary": "Start a maintenance (admins): debug mode escalates nothing, maintenance mode also "
+                       "collects every alert into one group until it ends. 400 when one is in force already.",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": "MaintenanceStart"}}},
+            "responses": {**integration, **errors},
+        }},
+    )  # fmt: skip
+    spec.path(
+        "/api/v1/integrations/{id}/maintenance_stop", parameters=parameters,
+        operations={"post": {
+            "summary": "Stop the maintenance in force, if any (admins); its group is resolved by stop maintenance",
+            "responses": {**integration, **errors},
+        }},
+    )  # fmt: skip
 
 
 @api.delete("/integrations/<integration_id>/", strict_slashes=False)
