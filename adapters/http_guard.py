@@ -59,7 +59,7 @@ def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
 
 def _kind(address: IPAddress) -> str | None:
     """What makes an address internal ("loopback", "private", ...); None for a public one."""
-    for candidate in (address, embedded_ipv4(address)):
+    for candidate in (embedded_ipv4(address), address):  # the IPv4 address says more, if any
         if candidate is None:
             continue
         if candidate.is_loopback:
@@ -70,6 +70,8 @@ def _kind(address: IPAddress) -> str | None:
             return "multicast"
         if candidate.is_unspecified:
             return "unspecified"
+        if candidate.is_reserved:
+            return "reserved"
         if candidate.is_private:
             return "private"
         if not candidate.is_global:

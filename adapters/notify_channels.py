@@ -256,14 +256,17 @@ NOT_HTTP_SCHEMES = frozenset({
 })  # fmt: skip
 # URL parameters through which Apprise services read a file on the server (a template, a key).
 FILE_PARAMETERS = frozenset({"template", "keyfile", "subfile", "pgpprv", "pgppub"})
+# How Apprise names such a parameter (some services call an ID ``template``).
+NAMES_A_FILE = re.compile(r"\b(path|file|keyfile)\b", re.IGNORECASE)
+# Apprise also takes some services' own web addresses (https://hooks.slack.com/services/...).
+NATIVE_SCHEMES = ("http", "https")
 
 
 def _is_file_parameter(plugin_class, key: str) -> bool:
-    """Some services call an ID ``template``; only a path or a file is refused."""
-    spec = getattr(plugin_class, "template_args", {}).get(key)
-    if spec is None:
-        return key in FILE_PARAMETERS
-    return key in FILE_PARAMETERS and bool(re.search(r"path|file", str(spec.get("name", "")), re.IGNORECASE))
+    if key not in FILE_PARAMETERS:
+        return False
+    spec = getattr(plugin_class, "template_args", {}).get(key) if plugin_class is not None else None
+    return spec is None or bool(NAMES_A_FILE.search(str(spec.get("name", ""))))
 
 
 def _apprise_plugin(url: str):
@@ -277,15 +280,15 @@ def _apprise_plugin(url: str):
     if not separator or not scheme:
         raise InvalidAddress("Enter an Apprise URL, such as tgram://bottoken/ChatID.")
     plugins = NotificationManager()
-    if scheme not in plugins:
+    if scheme not in plugins and scheme not in NATIVE_SCHEMES:
         raise InvalidAddress(f'Apprise does not support "{scheme[:30]}://" URLs.')
     if scheme in NOT_HTTP_SCHEMES:
         raise InvalidAddress(
             f'"{scheme}://" URLs are not accepted: they do not send over HTTP, where outgoing addresses are checked.'
         )
-    plugin_class = plugins[scheme]
-    query = url.partition("?")[2]
-    for key, _ in parse_qsl(query, keep_blank_values=True):
+    # A native URL's service is known only once Apprise has parsed it: refuse every file parameter.
+    plugin_class = None if scheme in NATIVE_SCHEMES else plugins[scheme]
+    for key, _ in parse_qsl(url.partition("?")[2], keep_blank_values=True):
         if _is_file_parameter(plugin_class, key.lower()):
             raise InvalidAddress(f'The "{key}" parameter is not accepted: it reads a file on the server.')
     plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)

@@ -110,6 +110,23 @@ class User(Aggregate):
         self._teams_changed(team_ids=team_ids)
         return True
 
+    @property
+    def notification_channels(self) -> dict[str, dict]:
+        """Channel addresses by slot (``domain.notification_rules``), each {"url", "shown"}; a
+        copy (users recorded before there were channels have none)."""
+        return dict(self.__dict__.get("_notification_channels", {}))
+
+    @event("NotificationChannelsChanged")
+    def _notification_channels_changed(self, channels: dict[str, dict]) -> None:
+        self._notification_channels = dict(channels)
+
+    def change_notification_channels(self, channels: dict[str, dict]) -> bool:
+        """Hold exactly ``channels``; False (and no event) when nothing differs."""
+        if channels == self.notification_channels:
+            return False
+        self._notification_channels_changed(channels=dict(channels))
+        return True
+
     @event("Deleted")
     def delete(self, at: datetime) -> None:
         self.deleted = True
