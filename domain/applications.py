@@ -120,7 +120,7 @@ class AggregatesUnitOfWork:
                 try:
                     aggregate = self._repository.get(aggregate_id)
                 except AggregateNotFoundError:
-                    return None
+                    aggregate = None  # remembered too: one lookup, and ``add`` keeps its place
             self._aggregates[aggregate_id] = aggregate
         return self._aggregates[aggregate_id]
 

@@ -128,7 +128,7 @@ def _group(uow: UnitOfWork, group_id: UUID) -> AlertGroup:
     return group
 
 
-def _close_slot_if_resolved(uow: UnitOfWork, group: AlertGroup) -> None:
+def close_slot_if_resolved(uow: UnitOfWork, group: AlertGroup) -> None:
     if group.resolved:
         slot = uow.get(group.slot_id)
         if slot is not None and slot.open_group_id == group.id:
@@ -150,7 +150,7 @@ def unacknowledge(uow: UnitOfWork, command: Unacknowledge, context: object = Non
 def resolve(uow: UnitOfWork, command: Resolve, context: object = None) -> None:
     group = _group(uow, command.group_id)
     group.resolve(by=command.by, at=command.at)
-    _close_slot_if_resolved(uow, group)
+    close_slot_if_resolved(uow, group)
 
 
 @handles(Unresolve)

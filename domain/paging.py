@@ -32,7 +32,14 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate, event
 
 from domain.alert_group import SOURCE_LAST_STEP, ActionRefused, AlertGroup
-from domain.commands import Command, FencedCommand, UnitOfWork, deadline, handles
+from domain.commands import (
+    Command,
+    FencedCommand,
+    UnitOfWork,
+    close_slot_if_resolved,
+    deadline,
+    handles,
+)
 from domain.escalation import MAX_REPEATS
 from domain.policies import Policies
 
@@ -394,7 +401,8 @@ def _trigger_webhook(uow, escalation, group, index, step, context, at) -> _Run:
 
 def _resolve(uow, escalation, group, index, step, context, at) -> _Run:
     _triggered(escalation, group, index, step, at)
-    group.resolve_automatically(SOURCE_LAST_STEP, at)
+    if group.resolve_automatically(SOURCE_LAST_STEP, at):
+        close_slot_if_resolved(uow, group)  # its next alert opens a new group
     return GO_ON  # the next turn of the loop sees the group resolved and stops
 
 
@@ -495,6 +503,9 @@ ESCALATION = Policies()
 def escalate_new_group(uow: UnitOfWork, event: AlertGroup.Registered, context: PagingContext) -> None:
     if context.chain_for(event.integration_id, event.route_id) is None:
         return  # most groups of a busy integration without a chain: no read of the group
+    # The escalation is looked up first, so its events are saved before the group's (a "resolve"
+    # step's resolution comes after the step on the timeline).
+    uow.get(Escalation.create_id(event.originator_id))
     group = uow.get(event.originator_id)
     if stop_reason(group) is None:  # acknowledged or resolved by its source meanwhile: nothing to do
         start_escalation(uow, group, context, REASON_NEW_GROUP, event.started_at)
