@@ -28,6 +28,8 @@ from domain.schedules.aggregates import (
     PREFIX_SHIFT,
     OnCallSchedule,
     OnCallShift,
+    UserScheduleExport,
+    configured_calendars,
     shift_from_spec,
 )
 from domain.users import User
@@ -44,7 +46,7 @@ REFRESH_INTERVAL_SECONDS = 600.0
 class SchedulesView(Projection):
     name = "schedules"
     upstream = "config"
-    tables = ("schedules", "on_call_shifts")
+    tables = ("schedules", "on_call_shifts", "user_schedule_export_tokens")
 
     @singledispatchmethod
     def apply(self, event: object, cur: Cursor, position: int) -> None:
@@ -66,8 +68,9 @@ class SchedulesView(Projection):
             (e.settings["name"], e.settings.get("team_id"), json.dumps(e.settings), str(e.originator_id)),
         )
 
-    @apply.register
-    def _(self, e: OnCallSchedule.CalendarFetched, cur: Cursor, position: int) -> None:
+    @apply.register(OnCallSchedule.CalendarFetched)
+    @apply.register(OnCallSchedule.CalendarUploaded)
+    def _(self, e, cur: Cursor, position: int) -> None:
         which = "ical_overrides" if e.which == "overrides" else "ical_primary"
         cur.execute(
             f"UPDATE schedules SET {which} = %s, {which}_fetched_at = %s, ical_error = NULL, ical_error_at = NULL"
@@ -104,6 +107,25 @@ class SchedulesView(Projection):
     @apply.register
     def _(self, e: OnCallShift.Deleted, cur: Cursor, position: int) -> None:
         cur.execute("UPDATE on_call_shifts SET deleted = 1 WHERE uuid = %s", (str(e.originator_id),))
+
+    @apply.register
+    def _(self, e: UserScheduleExport.Issued, cur: Cursor, position: int) -> None:
+        cur.execute(
+            "INSERT INTO user_schedule_export_tokens (user_id, uuid, token_hash, created_at) VALUES (%s, %s, %s, %s)",
+            (e.user_id, str(e.originator_id), e.token_hash, iso(e.at)),
+        )
+
+    @apply.register
+    def _(self, e: UserScheduleExport.Reissued, cur: Cursor, position: int) -> None:
+        cur.execute(
+            "UPDATE user_schedule_export_tokens SET token_hash = %s, created_at = %s, revoked_at = NULL WHERE uuid = %s",
+            (e.token_hash, iso(e.at), str(e.originator_id)),
+        )
+
+    @apply.register
+    def _(self, e: UserScheduleExport.Revoked, cur: Cursor, position: int) -> None:
+        cur.execute("UPDATE user_schedule_export_tokens SET revoked_at = %s WHERE uuid = %s",
+                    (iso(e.at), str(e.originator_id)))
 
 
 # --- queries ------------------------------------------------------------------------------------
@@ -184,6 +206,13 @@ def live_user_ids(db: Database, user_ids: list[str]) -> set[str]:
     return {r["id"] for r in db.query(f"SELECT id FROM users WHERE deleted = 0 AND id IN ({marks})", list(user_ids))}
 
 
+def user_export_token(db: Database, user_id: str) -> dict | None:
+    """The user's active export token (its digest and when it was made), if any."""
+    return db.query_one(
+        "SELECT user_id, token_hash, created_at, revoked_at FROM user_schedule_export_tokens"
+        " WHERE user_id = %s AND revoked_at IS NULL", (user_id,))
+
+
 def directory(db: Database) -> Directory:
     """Live users; only admins and editors may be on call."""
     rows = db.query("SELECT id, username, email, role FROM users WHERE deleted = 0")
@@ -196,13 +225,14 @@ def _parsed(text: str, is_overrides: bool) -> ImportedCalendar:
 
 
 def engine_schedule(db: Database, row: dict) -> Schedule:
-    """The engine's schedule for a read-model row: its live shifts and its last good calendars."""
+    """The engine's schedule for a read-model row: its live shifts and the last good copies of
+    the calendars it names."""
     settings = row["settings"]
     shifts = shifts_by_ids(db, settings.get("shifts", []))
     calendars = []
-    for column, is_overrides in (("ical_primary", False), ("ical_overrides", True)):
-        if row.get(column):
-            calendars.append(_parsed(row[column], is_overrides))
+    for which in configured_calendars(row["type"], settings):
+        if row.get(f"ical_{which}"):
+            calendars.append(_parsed(row[f"ical_{which}"], which == "overrides"))
     return Schedule(
         settings.get("time_zone") or "UTC",
         tuple(shift_from_spec(shift_id, shifts[shift_id]["spec"]) for shift_id in settings.get("shifts", [])
@@ -233,8 +263,8 @@ def refresh_calendar(config, row: dict, which: str, url: str, fetch: Callable[[s
         ImportedCalendar(body)  # only a calendar the engine can read replaces the last good copy
         text = body.decode("utf-8")
     except (FetchError, IcalError) as error:
-        return config.record_calendar_fetch(UUID(row["uuid"]), which, now, error=str(error)[:500])
-    return config.record_calendar_fetch(UUID(row["uuid"]), which, now, text=text)
+        return config.record_calendar_fetch(UUID(row["uuid"]), which, now, error=str(error)[:500], url=url)
+    return config.record_calendar_fetch(UUID(row["uuid"]), which, now, text=text, url=url)
 
 
 def refresh_calendars(db: Database, config, fetch: Callable[[str], bytes] = fetch_calendar,
@@ -307,7 +337,8 @@ def on_call_from_log(db: Database, config, schedule_id: str, moment: datetime) -
             if shift is not None and not shift.deleted:
                 shifts.append(shift_from_spec(shift_id, shift.spec))
     calendars = tuple(
-        _parsed(held["text"], which == "overrides") for which, held in sorted(schedule.calendars.items())
+        _parsed(schedule.calendars[which]["text"], which == "overrides")
+        for which in configured_calendars(schedule.type, schedule.settings) if which in schedule.calendars
     )
     engine = Schedule(schedule.settings.get("time_zone") or "UTC", tuple(shifts), calendars)
     return on_call_at(engine, moment, Directory(users))

@@ -9,6 +9,7 @@ from domain.schedules.ical import (
     IcalError,
     ImportedCalendar,
     export_calendar,
+    export_calendars,
     parse_calendar,
 )
 from domain.schedules.resolution import (
@@ -48,5 +49,5 @@ __all__ = [
     "RECURRENT_EVENT", "ROLLING_USERS", "SHIFT_TYPES", "SINGLE_EVENT", "WEEKDAYS", "WEEKLY",
     "Coverage", "Directory", "FinalShift", "IcalError", "ImportedCalendar", "Occurrence",
     "Schedule", "ScheduleUser", "Segment", "Shift", "ShiftError", "coverage", "export_calendar",
-    "final_segments", "final_shifts", "on_call_at", "parse_calendar", "resolve",
+    "export_calendars", "final_segments", "final_shifts", "on_call_at", "parse_calendar", "resolve",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from hashlib import sha256
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
@@ -64,6 +65,21 @@ class OnCallSchedule(Aggregate):
         self._calendar_fetched(which=which, text=text, text_digest=text_digest, at=at)
         return True
 
+    @event("CalendarUploaded")
+    def _calendar_uploaded(self, which: str, text: str, text_digest: str, at: datetime) -> None:
+        self.calendars[which] = {"text": text, "digest": text_digest, "at": at}
+        self.fetch_errors.pop(which, None)
+
+    def calendar_uploaded(self, which: str, text: str, at: datetime) -> bool:
+        """A calendar given as text in the API (instead of a URL); the same text again records
+        nothing."""
+        text_digest = digest(text)
+        held = self.calendars.get(which)
+        if held and held["digest"] == text_digest and which not in self.fetch_errors:
+            return False
+        self._calendar_uploaded(which=which, text=text, text_digest=text_digest, at=at)
+        return True
+
     @event("CalendarFetchFailed")
     def _calendar_fetch_failed(self, which: str, error: str, at: datetime) -> None:
         self.fetch_errors[which] = error
@@ -79,6 +95,43 @@ class OnCallSchedule(Aggregate):
     @event("Deleted")
     def delete(self, at: datetime) -> None:
         self.deleted = True
+
+
+def configured_calendars(schedule_type: str, settings: dict) -> tuple[str, ...]:
+    """The calendars a schedule uses now: those it names by URL or was given as text. A copy held
+    for a calendar since removed from the settings is not used."""
+    kinds = CALENDARS if schedule_type == "ical" else ("overrides",) if schedule_type == "calendar" else ()
+    return tuple(k for k in kinds if settings.get(f"ical_url_{k}") or settings.get(f"ical_file_{k}"))
+
+
+class UserScheduleExport(Aggregate):
+    """A user's iCal export token (its digest): one per user, revoked and issued again at will.
+    The calendar it opens shows the user's shifts in every schedule."""
+
+    @event("Issued")
+    def __init__(self, user_id: str, token_hash: str, at: datetime):
+        self.user_id = user_id
+        self.token_hash = token_hash
+        self.created_at = at
+        self.revoked_at: datetime | None = None
+
+    @staticmethod
+    def create_id(user_id: str) -> UUID:
+        return uuid5(NAMESPACE_URL, f"/user-schedule-exports/{user_id}")
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    @event("Reissued")
+    def reissue(self, token_hash: str, at: datetime) -> None:
+        self.token_hash = token_hash
+        self.created_at = at
+        self.revoked_at = None
+
+    @event("Revoked")
+    def revoke(self, at: datetime) -> None:
+        self.revoked_at = at
 
 
 class OnCallShift(Aggregate):

@@ -10,9 +10,18 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import retry
 
-from domain.schedules.aggregates import OnCallSchedule, OnCallShift, as_of
+from domain.schedules.aggregates import (
+    OnCallSchedule,
+    OnCallShift,
+    UserScheduleExport,
+    as_of,
+)
 
 CONFLICT_RETRY = {"max_attempts": 20, "wait": 0.005, "stall": 0.0}
+
+
+class ExportTokenExists(Exception):
+    """The user already has an active export token (revoke it first)."""
 
 
 class ScheduleCommands:
@@ -28,14 +37,21 @@ class ScheduleCommands:
             raise AggregateNotFoundError(aggregate_id)
         return aggregate
 
-    def create_schedule(self, type: str, settings: dict, export_token_hash: str, at: datetime):
+    def create_schedule(self, type: str, settings: dict, export_token_hash: str, at: datetime,
+                        uploads: dict[str, str] | None = None):
+        """``uploads``: calendars given as text ("primary", "overrides"), saved with the schedule."""
         schedule = OnCallSchedule(type=type, settings=settings, export_token_hash=export_token_hash, created_at=at)
+        for which, text in (uploads or {}).items():
+            schedule.calendar_uploaded(which=which, text=text, at=at)
         return schedule, self._saved_position(schedule)
 
     @retry(IntegrityError, **CONFLICT_RETRY)
-    def update_schedule(self, schedule_id: UUID, settings: dict) -> int | None:
+    def update_schedule(self, schedule_id: UUID, settings: dict, uploads: dict[str, str] | None = None,
+                        at: datetime | None = None) -> int | None:
         schedule: OnCallSchedule = self._live_item(schedule_id)
         schedule.update(settings)
+        for which, text in (uploads or {}).items():
+            schedule.calendar_uploaded(which=which, text=text, at=at)
         return self._saved_position(schedule)
 
     @retry(IntegrityError, **CONFLICT_RETRY)
@@ -46,9 +62,14 @@ class ScheduleCommands:
 
     @retry(IntegrityError, **CONFLICT_RETRY)
     def record_calendar_fetch(self, schedule_id: UUID, which: str, at: datetime,
-                              text: str | None = None, error: str | None = None) -> int | None:
-        """A fetched copy (``text``) or a failure (``error``); None when nothing new was recorded."""
+                              text: str | None = None, error: str | None = None,
+                              url: str | None = None) -> int | None:
+        """A fetched copy (``text``) or a failure (``error``) of the calendar at ``url``; None
+        when nothing new was recorded, or when the schedule no longer names that URL (a fetch
+        still running when the calendar was uploaded instead must not replace the upload)."""
         schedule: OnCallSchedule = self._live_item(schedule_id)
+        if url is not None and schedule.settings.get(f"ical_url_{which}") != url:
+            return None
         if text is not None:
             schedule.calendar_fetched(which=which, text=text, at=at)
         else:
@@ -70,6 +91,29 @@ class ScheduleCommands:
         shift: OnCallShift = self._live_item(shift_id)
         shift.delete(at=at)
         return self._saved_position(shift)
+
+    @retry(IntegrityError, **CONFLICT_RETRY)
+    def issue_user_export_token(self, user_id: str, token_hash: str, at: datetime) -> tuple[UserScheduleExport, int]:
+        """A new export token for ``user_id`` (public id); ``ExportTokenExists`` if one is active."""
+        try:
+            export: UserScheduleExport = self.repository.get(UserScheduleExport.create_id(user_id))
+        except AggregateNotFoundError:
+            export = UserScheduleExport(user_id=user_id, token_hash=token_hash, at=at)
+        else:
+            if export.active:
+                raise ExportTokenExists(user_id)
+            export.reissue(token_hash=token_hash, at=at)
+        return export, self._saved_position(export)
+
+    @retry(IntegrityError, **CONFLICT_RETRY)
+    def revoke_user_export_token(self, user_id: str, at: datetime) -> int | None:
+        """Revoke the user's active token; ``AggregateNotFoundError`` if there is none."""
+        export_id = UserScheduleExport.create_id(user_id)
+        export: UserScheduleExport = self.repository.get(export_id)
+        if not export.active:
+            raise AggregateNotFoundError(export_id)
+        export.revoke(at=at)
+        return self._saved_position(export)
 
     def as_of(self, aggregate_id: UUID, moment: datetime):
         """Any configuration aggregate as its events up to ``moment`` left it (None before it

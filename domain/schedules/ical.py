@@ -10,6 +10,7 @@ or, whatever its case, by email; names in a SUMMARY that match nobody are report
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from hashlib import sha256
 
@@ -187,21 +188,30 @@ def _names(event, summary_only: bool) -> tuple[list[str], int]:
 def export_calendar(final: list[FinalShift], directory: Directory, name: str, stamp: datetime,
                     schedule_id: str = "") -> bytes:
     """The final schedule as iCal: one event per user's stretch on call, named by username."""
+    return export_calendars([(schedule_id, "", final)], directory, name, stamp)
+
+
+def export_calendars(parts: Iterable[tuple[str, str, list[FinalShift]]], directory: Directory, name: str,
+                     stamp: datetime) -> bytes:
+    """Final shifts of one or more schedules as one calendar. Each part is (schedule id, a prefix
+    for its events' summaries, its final shifts): a user's own calendar prefixes each event with
+    its schedule's name, as OnCall's does ("Primary: alice")."""
     calendar = icalendar.Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
     calendar.add("x-wr-calname", name)
-    for shift in final:
-        user = directory.by_id.get(shift.user_id)
-        if user is None:
-            continue
-        event = icalendar.Event()
-        key = f"{schedule_id}|{shift.user_id}|{shift.start.isoformat()}|{shift.end.isoformat()}"
-        event.add("uid", f"tocsin-{sha256(key.encode()).hexdigest()[:32]}")
-        event.add("summary", user.username)
-        event.add("dtstart", shift.start.astimezone(UTC))
-        event.add("dtend", shift.end.astimezone(UTC))
-        event.add("dtstamp", stamp.astimezone(UTC))
-        calendar.add_component(event)
+    for schedule_id, summary_prefix, final in parts:
+        for shift in final:
+            user = directory.by_id.get(shift.user_id)
+            if user is None:
+                continue
+            event = icalendar.Event()
+            key = f"{schedule_id}|{shift.user_id}|{shift.start.isoformat()}|{shift.end.isoformat()}"
+            event.add("uid", f"tocsin-{sha256(key.encode()).hexdigest()[:32]}")
+            event.add("summary", f"{summary_prefix}{user.username}")
+            event.add("dtstart", shift.start.astimezone(UTC))
+            event.add("dtend", shift.end.astimezone(UTC))
+            event.add("dtstamp", stamp.astimezone(UTC))
+            calendar.add_component(event)
     return calendar.to_ical()

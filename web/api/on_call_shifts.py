@@ -11,7 +11,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from flask import Response, jsonify, request
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError, fields, validate
 
 from domain.ids import public_id
 from domain.schedules import (
@@ -35,16 +35,16 @@ from projections.schedules import (
 from projections.users import live_teams
 from web import runtime
 from web.api import (
-    found,
     ApiError,
     api,
     bad_request,
+    found,
     not_found,
     page_params,
     paginated,
     requires,
 )
-from web.api.schemas import storable_text
+from web.api.schemas import PageSchema, storable_text
 
 MAX_NAME_LENGTH = 200
 MAX_USERS = 100  # per shift, and per rotation group
@@ -295,3 +295,90 @@ def delete_shift(shift_id: str):
         not_found()
     rt.wait_for("config", position)
     return Response(status=204)
+
+
+# --- the OpenAPI document -----------------------------------------------------------------------
+
+
+class OnCallShiftSchema(Schema):
+    """OnCall's on-call shift. Fields a type does not use are left out, and ``week_start`` is
+    shown for weekly shifts only."""
+
+    id = fields.String()
+    team_id = fields.String(allow_none=True)
+    name = fields.String()
+    type = fields.String(validate=validate.OneOf(SHIFT_TYPES))
+    time_zone = fields.String(allow_none=True, metadata={"description": "null: the schedule's"})
+    level = fields.Integer()
+    start = fields.String(metadata={"description": "wall-clock time in the time zone", "example": "2026-03-02T09:00:00"})
+    duration = fields.Integer(metadata={"description": "seconds"})
+    rotation_start = fields.String(metadata={"description": "the first occurrence made (wall-clock time)"})
+    frequency = fields.String(allow_none=True, metadata={"description": "hourly, daily, weekly or monthly"})
+    interval = fields.Integer(allow_none=True)
+    until = fields.String(allow_none=True)
+    week_start = fields.String(validate=validate.OneOf(WEEKDAYS))
+    by_day = fields.List(fields.String(), allow_none=True)
+    by_month = fields.List(fields.Integer(), allow_none=True)
+    by_monthday = fields.List(fields.Integer(), allow_none=True)
+    users = fields.List(fields.String())
+    rolling_users = fields.List(fields.List(fields.String()), allow_none=True)
+    start_rotation_from_user_index = fields.Integer(allow_none=True)
+
+
+class OnCallShiftPageSchema(PageSchema):
+    results = fields.List(fields.Nested(OnCallShiftSchema))
+
+
+class OnCallShiftWriteSchema(Schema):
+    """A shift as an admin sends it; on update the fields left out are kept."""
+
+    name = fields.String(required=True, validate=validate.Length(max=MAX_NAME_LENGTH))
+    type = fields.String(required=True, validate=validate.OneOf(SHIFT_TYPES))
+    team_id = fields.String(allow_none=True)
+    time_zone = fields.String(allow_none=True)
+    level = fields.Integer(validate=validate.Range(-MAX_LEVEL, MAX_LEVEL))
+    start = fields.String(required=True, metadata={"example": "2026-03-02T09:00:00"})
+    duration = fields.Integer(required=True, validate=validate.Range(1, MAX_DURATION_SECONDS))
+    rotation_start = fields.String(allow_none=True)
+    frequency = fields.String(allow_none=True, validate=validate.OneOf(FREQUENCIES))
+    interval = fields.Integer(allow_none=True, validate=validate.Range(1, MAX_INTERVAL))
+    until = fields.String(allow_none=True)
+    week_start = fields.String(allow_none=True, validate=validate.OneOf(WEEKDAYS))
+    by_day = fields.List(fields.String(validate=validate.OneOf(WEEKDAYS)), allow_none=True)
+    by_month = fields.List(fields.Integer(validate=validate.Range(1, 12)), allow_none=True)
+    by_monthday = fields.List(fields.Integer(validate=validate.Range(-31, 31)), allow_none=True)
+    users = fields.List(fields.String(), validate=validate.Length(max=MAX_USERS))
+    rolling_users = fields.List(fields.List(fields.String(), validate=validate.Length(max=MAX_USERS)),
+                                allow_none=True, validate=validate.Length(max=MAX_GROUPS))
+    start_rotation_from_user_index = fields.Integer(allow_none=True)
+
+
+def add_to_spec(spec) -> None:
+    """``/api/v1/on_call_shifts/`` in the OpenAPI document."""
+    from web.api.openapi import _errors, _ok, _path_id, _query
+
+    for suffix, schema in (("", OnCallShiftSchema), ("Page", OnCallShiftPageSchema), ("Write", OnCallShiftWriteSchema)):
+        spec.components.schema(f"OnCallShift{suffix}", schema=schema)
+    body = {"required": True, "content": {"application/json": {"schema": "OnCallShiftWrite"}}}
+    spec.path(
+        "/api/v1/on_call_shifts/",
+        operations={
+            "get": {"summary": "List on-call shifts: name matches exactly, schedule_id: a schedule's shifts, "
+                               "team_id=null: no team; 50 a page",
+                    "parameters": _query(("name", "schedule_id", "team_id", "page", "perpage")),
+                    "responses": _ok("OnCallShiftPage")},
+            "post": {"summary": "Create an on-call shift (admins; OnCall's validation texts)", "requestBody": body,
+                     "responses": _ok("OnCallShift", "201")},
+        },
+    )  # fmt: skip
+    spec.path(
+        "/api/v1/on_call_shifts/{id}/", parameters=_path_id("id"),
+        operations={
+            "get": {"summary": "Get an on-call shift", "responses": _ok("OnCallShift")},
+            "put": {"summary": "Update (admins; fields left out are kept)", "requestBody": body,
+                    "responses": _ok("OnCallShift")},
+            "patch": {"summary": "Update (admins)", "requestBody": body, "responses": _ok("OnCallShift")},
+            "delete": {"summary": "Delete (admins; who was on call before stays answerable from the log)",
+                       "responses": {"204": {"description": "Deleted"}, **_errors()}},
+        },
+    )  # fmt: skip

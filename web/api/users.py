@@ -1,23 +1,37 @@
 """``/api/v1/users/``: OnCall's users, created, changed and deleted by admins; everyone reads.
 
 Every API token belongs to a user (``current`` is the caller's), whose role it acts with.
+``/users/{id}/schedule_export`` manages the user's iCal export token (the user or an admin); the
+calendar it opens is served by the schedules' export (web/api/schedules.py).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import secrets
+from datetime import UTC, datetime
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from flask import Response, g, jsonify, request
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from domain.configuration import ROLES
+from domain.configuration import ROLES, token_digest
 from domain.ids import PREFIX_USER, public_id
+from domain.schedules.commands import ExportTokenExists
 from domain.users import DEFAULT_TIMEZONE, NameTaken, is_timezone
+from projections.schedules import user_export_token
 from projections.users import live_teams, user_by_id, users_page
 from web import runtime
-from web.api import ApiError, api, bad_request, found, not_found, page_params, paginated, requires
+from web.api import (
+    ApiError,
+    api,
+    bad_request,
+    found,
+    not_found,
+    page_params,
+    paginated,
+    requires,
+)
 from web.api.schemas import PageSchema, Text
 
 USERS_PAGE_SIZE = 100  # OnCall's for users (50 elsewhere)
@@ -173,7 +187,7 @@ def create_user():
             role=data.get("role", "viewer"),
             timezone=data.get("timezone", DEFAULT_TIMEZONE),
             team_ids=_team_uuids(data.get("teams", [])),
-            at=datetime.now(timezone.utc),
+            at=datetime.now(UTC),
         )
     except NameTaken as taken:
         raise _name_taken(taken)
@@ -205,7 +219,57 @@ def delete_user(user_id: str):
     row = _user_or_404(user_id)
     rt = runtime()
     try:
-        position = rt.config.delete_user(UUID(row["uuid"]), at=datetime.now(timezone.utc))
+        position = rt.config.delete_user(UUID(row["uuid"]), at=datetime.now(UTC))
+    except AggregateNotFoundError:
+        not_found()
+    rt.wait_for("config", position)
+    return Response(status=204)
+
+
+# --- the user's iCal export token (OnCall's export_token: GET, POST, DELETE) ---------------------
+
+
+def _own_or_admin(user_id: str) -> dict:
+    """The user whose export token is asked for: the caller's own, or anyone's for an admin."""
+    row = _user_or_404(user_id)
+    if row["id"] != g.caller.get("user_id") and g.caller["role"] != "admin":
+        raise ApiError(403, {"detail": "You do not have permission to perform this action."})
+    return row
+
+
+def export_token_status(user_id: str) -> Response:
+    row = _own_or_admin(user_id)
+    token = user_export_token(runtime().db, row["id"])
+    if token is None:
+        not_found()
+    return jsonify({"created_at": token["created_at"], "revoked_at": token["revoked_at"], "active": True})
+
+
+@api.post("/users/<user_id>/schedule_export", strict_slashes=False)
+def create_export_token(user_id: str):
+    """A new export token, shown once with the URL a calendar app subscribes to (409 while one
+    is active)."""
+    row = _own_or_admin(user_id)
+    token = secrets.token_hex(32)
+    rt = runtime()
+    try:
+        _, position = rt.config.issue_user_export_token(row["id"], token_digest(token),
+                                                        at=datetime.now(UTC))
+    except ExportTokenExists:
+        raise ApiError(409, {"detail": "Schedule export token for user already exists"})
+    rt.wait_for("config", position)
+    export_url = f"{rt.settings.base_url}/api/v1/users/{row['id']}/schedule_export?token={token}"
+    return jsonify({"token": token, "created_at": user_export_token(rt.db, row["id"])["created_at"],
+                    "export_url": export_url}), 201
+
+
+@api.delete("/users/<user_id>/schedule_export", strict_slashes=False)
+def revoke_export_token(user_id: str):
+    """The token stops opening the calendar at once (404 if there is none)."""
+    row = _own_or_admin(user_id)
+    rt = runtime()
+    try:
+        position = rt.config.revoke_user_export_token(row["id"], at=datetime.now(UTC))
     except AggregateNotFoundError:
         not_found()
     rt.wait_for("config", position)
