@@ -4,7 +4,7 @@ the fenced end that resolves that group (in-memory stores, explicit times)."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -17,7 +17,7 @@ from domain.maintenance import EndMaintenance, start_maintenance, stop_maintenan
 from workers.ingest import IngestProcessor
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
-T0 = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
 def at(seconds: float) -> datetime:

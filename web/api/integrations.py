@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from uuid import UUID
 
 from flask import Response, jsonify, request
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from domain.configuration import MAINTENANCE_MODES, MAX_MAINTENANCE_SECONDS, MaintenanceRefused
 from domain.heartbeat import DEFAULT_TIMEOUT, STATUS_NOT_ARMED
@@ -211,6 +211,9 @@ _DURATION_TEXT = re.compile(r"\s*\+?[0-9]{1,12}\s*")
 
 class MaintenanceStartSchema(Schema):
     """For the OpenAPI document; the handler parses the body as OnCall does."""
+
+    class Meta:
+        unknown = EXCLUDE  # other fields are ignored
 
     mode = fields.String(required=True, validate=validate.OneOf(MAINTENANCE_MODES),
                          metadata={"description": "debug or maintenance, in any case"})
