@@ -12,6 +12,7 @@ from functools import singledispatchmethod
 from domain.alert_group import AlertGroup
 from domain.commands import KIND_HEARTBEAT, KIND_UNSILENCE
 from domain.heartbeat import Heartbeat
+from domain.maintenance import KIND_MAINTENANCE_END
 from domain.paging import Escalation, RunEscalationStep
 from projections.db import Cursor, iso
 from projections.runner import Projection
@@ -21,6 +22,10 @@ class DeadlinesView(Projection):
     name = "deadlines"
     upstream = "alerting"
     tables = ("deadlines",)
+
+    def clear(self, cur: Cursor) -> None:
+        # The maintenance ends in this table are MaintenanceDeadlinesView's (config upstream).
+        cur.execute("DELETE FROM deadlines WHERE kind <> %s", (KIND_MAINTENANCE_END,))
 
     @singledispatchmethod
     def apply(self, event: object, cur: Cursor, position: int) -> None:

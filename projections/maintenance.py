@@ -6,10 +6,8 @@ command did) clears it and is kept in ``maintenance_ends``, so applying the conf
 events again afterwards (a replay, or this view running behind) does not set it again: the two
 views agree whatever order their events come in.
 
-Rebuilds: the deadlines table is emptied by ``DeadlinesView``'s rebuild (alerting), which
-``Runtime.rebuild_read_models`` runs before the configuration's, where
-``MaintenanceDeadlinesView`` sets its rows again; so this view names no table of its own to
-empty (emptying the deadlines table here would drop the other view's rows just rebuilt).
+Rebuilds: the deadlines table is shared with ``DeadlinesView``; each view's ``clear`` deletes
+only its own kinds of rows.
 """
 
 from __future__ import annotations
@@ -26,7 +24,10 @@ from projections.runner import Projection
 class MaintenanceDeadlinesView(Projection):
     name = "maintenance_deadlines"
     upstream = "config"
-    tables = ()  # its rows live in the deadlines table, which DeadlinesView empties (see above)
+    tables = ()  # its rows live in the shared deadlines table
+
+    def clear(self, cur: Cursor) -> None:
+        cur.execute("DELETE FROM deadlines WHERE kind = %s", (KIND_MAINTENANCE_END,))
 
     @singledispatchmethod
     def apply(self, event: object, cur: Cursor, position: int) -> None:

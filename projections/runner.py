@@ -51,6 +51,12 @@ class Projection:
     def apply(self, event: object, cur: Cursor, position: int) -> None:
         raise NotImplementedError
 
+    def clear(self, cur: Cursor) -> None:
+        """Delete this view's rows before a rebuild applies every event again (default: its
+        tables; a view sharing a table with another deletes only its own rows)."""
+        for table in self.tables:
+            cur.execute(f"DELETE FROM {table}")
+
     def shows(self, event: object) -> bool:
         return isinstance(event, self._event_types)
 
@@ -176,8 +182,7 @@ class ProjectionRunner:
         # the delete sees its rows; later batches wait for the switch-over.
         self.positions(cur, lock=True)
         for p in self.projections:
-            for table in p.tables:
-                cur.execute(f"DELETE FROM {table}")
+            p.clear(cur)
         total, last = 0, 0
         while notifications := self.app.recorder.select_notifications(
             last, self.batch_size, inclusive_of_start=False

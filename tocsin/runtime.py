@@ -8,12 +8,14 @@ import logging
 import threading
 from collections.abc import Iterable
 
+import domain.maintenance  # noqa: F401  (registers the maintenance-end deadline's command)
 from adapters.group_commit import GroupCommitter
 from adapters.listener import PostgresListener
 from adapters.reachability import DatabaseReachability
 from adapters.render_pool import RenderPool
 from adapters.settings import Settings
 from domain.applications import Alerting, Configuration, Inbox
+from domain.paging import RunEscalationStep
 from projections.alert_groups import AlertGroupsView
 from projections.alerts import AlertsView
 from projections.api_tokens import ApiTokensView
@@ -22,12 +24,12 @@ from projections.deadlines import DeadlinesView
 from projections.escalation_chains import EscalationChainsView
 from projections.follower_status import FollowerStatus, follower_states
 from projections.integrations import HeartbeatsView, IntegrationsView
+from projections.maintenance import MaintenanceDeadlinesView, MaintenanceEndsView
 from projections.routes import RoutesView
 from projections.runner import ProjectionRunner, wait_for_position
+from projections.schedules import SchedulesView, refresh_calendars_forever
 from projections.timeline import TimelineView
 from projections.users import UsersView
-from projections.schedules import SchedulesView, refresh_calendars_forever
-from domain.paging import RunEscalationStep
 from workers.escalation import EscalationProcess
 from workers.ingest import BoundedTemplates, IngestProcessor
 from workers.ticker import Ticker
@@ -62,13 +64,14 @@ class Runtime:
             "alerting": ProjectionRunner(
                 self.db,
                 self.alerting,
-                [AlertGroupsView(), AlertsView(), TimelineView(), DeadlinesView(), HeartbeatsView()],
+                [AlertGroupsView(), AlertsView(), TimelineView(), DeadlinesView(), HeartbeatsView(), MaintenanceEndsView()],
             ),
             "config": ProjectionRunner(
                 self.db,
                 self.config,
                 # Chains before routes: routes show only live chains.
-                [IntegrationsView(), ApiTokensView(), UsersView(), SchedulesView(), EscalationChainsView(), RoutesView()],
+                [IntegrationsView(), ApiTokensView(), UsersView(), SchedulesView(), EscalationChainsView(), RoutesView(),
+                 MaintenanceDeadlinesView()],
             ),
         }
         # Templates render in worker processes with hard limits, started on first use: ingest's

@@ -8,7 +8,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import jsonify
 
-from web.api import api
+from web.api import api, integrations
 from web.api.schemas import (
     AlertGroupPageSchema,
     AlertGroupSchema,
@@ -185,6 +185,25 @@ def _add_routes_and_escalation(spec: APISpec) -> None:
         )  # fmt: skip
 
 
+def _add_direct_paging(spec: APISpec) -> None:
+    from web.api.direct_paging import DirectPagingSchema
+
+    spec.components.schema("DirectPaging", schema=DirectPagingSchema)
+    spec.path(
+        "/api/v1/escalation/",
+        operations={"post": {
+            "summary": "Direct paging (editors): page a team (through its direct paging integration and its "
+                       "routes) or users (each `important` or not) with a new alert group, or add users as "
+                       "responders of `alert_group_id`. `team` and `users` exclude each other, as do "
+                       "`alert_group_id` and title/message/source_url. Answers the alert group.",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": "DirectPaging"}}},
+            "responses": {**_ok("AlertGroup"),
+                          "503": {"description": "Accepted but not grouped in time: no user was paged",
+                                  "content": {"application/json": {"schema": "Error"}}}},
+        }},
+    )  # fmt: skip
+
+
 def build_spec() -> dict:
     spec = APISpec(
         title="Tocsin public API",
@@ -255,6 +274,8 @@ def build_spec() -> dict:
     _add_template_preview_and_demo(spec)
     _add_users_and_teams(spec)
     _add_routes_and_escalation(spec)
+    _add_direct_paging(spec)
+    integrations.add_to_spec(spec)  # maintenance
     return _with_common_errors(spec.to_dict())
 
 
