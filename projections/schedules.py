@@ -30,7 +30,7 @@ from domain.schedules.aggregates import (
     OnCallShift,
     UserScheduleExport,
     configured_calendars,
-    shift_from_spec,
+    shift_versions,
 )
 from domain.users import User
 from projections.db import Cursor, Database, iso
@@ -199,6 +199,15 @@ def schedules_using_shift(db: Database, shift_id: str) -> list[dict]:
     return [s for s in live_schedules(db) if shift_id in s["settings"].get("shifts", [])]
 
 
+def web_schedule_zone(db: Database, shift_id: str) -> str | None:
+    """The time zone of the (first) web schedule a shift belongs to; None if it is in none. Such
+    shifts are OnCall's web rotations, whose edits keep their past."""
+    for schedule in schedules_using_shift(db, shift_id):
+        if schedule["type"] == "web":
+            return schedule["settings"].get("time_zone") or "UTC"
+    return None
+
+
 def live_user_ids(db: Database, user_ids: list[str]) -> set[str]:
     if not user_ids:
         return set()
@@ -235,8 +244,8 @@ def engine_schedule(db: Database, row: dict) -> Schedule:
             calendars.append(_parsed(row[f"ical_{which}"], which == "overrides"))
     return Schedule(
         settings.get("time_zone") or "UTC",
-        tuple(shift_from_spec(shift_id, shifts[shift_id]["spec"]) for shift_id in settings.get("shifts", [])
-              if shift_id in shifts),
+        tuple(version for shift_id in settings.get("shifts", []) if shift_id in shifts
+              for version in shift_versions(shift_id, shifts[shift_id]["spec"])),
         tuple(calendars),
     )
 
@@ -335,7 +344,7 @@ def on_call_from_log(db: Database, config, schedule_id: str, moment: datetime) -
         for shift_id in shift_ids:
             shift = config.as_of(UUID(uuids[shift_id]), moment) if shift_id in uuids else None
             if shift is not None and not shift.deleted:
-                shifts.append(shift_from_spec(shift_id, shift.spec))
+                shifts.extend(shift_versions(shift_id, shift.spec))
     calendars = tuple(
         _parsed(schedule.calendars[which]["text"], which == "overrides")
         for which in configured_calendars(schedule.type, schedule.settings) if which in schedule.calendars

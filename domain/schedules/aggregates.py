@@ -14,13 +14,18 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.schedules.shifts import ROLLING_USERS, Shift
+from domain.schedules.shifts import RECURRENT_EVENT, ROLLING_USERS, Shift
 
 PREFIX_SCHEDULE = "S"  # OnCall's prefixes for schedules and on-call shifts
 PREFIX_SHIFT = "O"
 SCHEDULE_TYPES = ("calendar", "web", "ical")
 CALENDARS = ("primary", "overrides")
 WALL_CLOCK_FORMAT = "%Y-%m-%dT%H:%M:%S"
+# Edits of a started rotation keep the versions before them (for the past's final shifts); the
+# oldest beyond this many are dropped, so that a shift edited daily for years stays small.
+MAX_EARLIER_VERSIONS = 100
+EDITED_IN_PLACE = ("name", "team_id")  # change no one's time on call
+VERSION_KEYS = ("previous", "resumes")
 
 
 def digest(text: str) -> str:
@@ -156,30 +161,70 @@ class OnCallShift(Aggregate):
         self.deleted = True
 
 
+def _wall_clock(value: str | None) -> datetime | None:
+    return datetime.strptime(value, WALL_CLOCK_FORMAT) if value else None
+
+
+def edited_from_now(before: dict, after: dict, now_local: datetime) -> dict:
+    """OnCall's edit of a rotation of a web schedule that already started: the past stays as it
+    was. The version before keeps the time up to the new ``rotation_start`` (the later of the
+    one given and now), and the edit counts from then on, the occurrence in progress included.
+    A rotation not yet started, a change of name or team only, and other shift types change in
+    place. ``now_local``: now as wall-clock time in the shift's zone."""
+    kept = {key: before[key] for key in VERSION_KEYS if key in before}
+    recurrent = (RECURRENT_EVENT, ROLLING_USERS)
+    same_times = all(after.get(key) == before.get(key)
+                     for key in {*before, *after} - {*EDITED_IN_PLACE, *VERSION_KEYS})
+    started = _wall_clock(before.get("rotation_start") or before["start"]) <= now_local
+    if same_times or not started or before["type"] not in recurrent or after["type"] not in recurrent:
+        return {**after, **kept}
+    cut = max(_wall_clock(after.get("rotation_start") or after["start"]), now_local.replace(microsecond=0))
+    earlier = {key: value for key, value in before.items() if key != "previous"}
+    if earlier.get("until") is None or _wall_clock(earlier["until"]) > cut:
+        earlier["until"] = cut.strftime(WALL_CLOCK_FORMAT)
+    previous = [*before.get("previous", []), earlier][-MAX_EARLIER_VERSIONS:]
+    return {**after, "rotation_start": cut.strftime(WALL_CLOCK_FORMAT), "resumes": True, "previous": previous}
+
+
+def ended_now(spec: dict, now_local: datetime) -> dict | None:
+    """OnCall's deletion of a started rotation of a web schedule: it ends now and its past stays
+    (None: not started, or another type, so it is deleted)."""
+    started = _wall_clock(spec.get("rotation_start") or spec["start"]) <= now_local
+    if not started or spec["type"] not in (RECURRENT_EVENT, ROLLING_USERS):
+        return None
+    now_text = now_local.replace(microsecond=0).strftime(WALL_CLOCK_FORMAT)
+    if spec.get("until") is not None and spec["until"] <= now_text:
+        return spec  # already over
+    return {**spec, "until": now_text}
+
+
+def shift_versions(shift_id: str, spec: dict) -> list[Shift]:
+    """The engine's shifts for a stored spec: the versions before edits, then the current one."""
+    return [*(shift_from_spec(shift_id, earlier) for earlier in spec.get("previous", [])),
+            shift_from_spec(shift_id, spec)]
+
+
 def shift_from_spec(shift_id: str, spec: dict) -> Shift:
     """The engine's shift from a stored spec (JSON values: wall-clock text, seconds, lists)."""
-
-    def wall_clock(value):
-        return datetime.strptime(value, WALL_CLOCK_FORMAT) if value else None
-
     return Shift(
         id=shift_id,
         type=spec["type"],
-        start=wall_clock(spec["start"]),
+        start=_wall_clock(spec["start"]),
         duration=timedelta(seconds=spec["duration"]),
         time_zone=spec.get("time_zone"),
         level=spec.get("level") or 0,
         users=tuple(spec.get("users") or ()),
         rolling_users=tuple(tuple(group) for group in spec.get("rolling_users") or ()) if spec["type"] == ROLLING_USERS else (),
         start_rotation_from_user_index=spec.get("start_rotation_from_user_index") or 0,
-        rotation_start=wall_clock(spec.get("rotation_start")),
+        rotation_start=_wall_clock(spec.get("rotation_start")),
         frequency=spec.get("frequency"),
         interval=spec.get("interval") or 1,
-        until=wall_clock(spec.get("until")),
+        until=_wall_clock(spec.get("until")),
         week_start=spec.get("week_start") or "SU",
         by_day=tuple(spec.get("by_day") or ()),
         by_month=tuple(spec.get("by_month") or ()),
         by_monthday=tuple(spec.get("by_monthday") or ()),
+        resumes=bool(spec.get("resumes")),
         name=spec.get("name", ""),
     )
 

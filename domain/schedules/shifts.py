@@ -84,6 +84,9 @@ class Shift:
     by_day: tuple[str, ...] = ()
     by_month: tuple[int, ...] = ()
     by_monthday: tuple[int, ...] = ()
+    # An edited rotation resumes at ``rotation_start``: the occurrence in progress then counts
+    # from that instant (the version before the edit covers the time up to it).
+    resumes: bool = False
     name: str = field(default="", compare=False)
 
     def __post_init__(self):
@@ -100,11 +103,14 @@ class Shift:
         """Occurrences overlapping [window_start, window_end) (aware datetimes), in start order."""
         zone = self.zone(schedule_zone)
         found = []
+        resumed_at = to_utc(self.rotation_start, zone) if self.resumes and self.rotation_start else None
         for local_start, users in self._local_starts(window_start, window_end, zone):
             start = to_utc(local_start, zone)
             end = end_of(local_start, self.duration, zone)
             if self.until is not None:
                 end = min(end, to_utc(self.until, zone))
+            if resumed_at is not None:
+                start = max(start, resumed_at)
             if end > window_start and start < window_end and end > start:
                 found.append(
                     Occurrence(start, end, users, self.level, self.type == OVERRIDE, self.id)
@@ -120,7 +126,11 @@ class Shift:
         # duration, plus two days for any zone offset.
         lo = to_local(window_start, zone) - self.duration - timedelta(days=2)
         hi = to_local(window_end, zone) + timedelta(days=2)
+        # A resumed rotation also makes the occurrence in progress at rotation_start (clipped to
+        # it in ``occurrences``): one duration back at most, and a day for a change of offset.
         first_made = self.rotation_start or self.start
+        if self.resumes:
+            first_made = max(self.start, first_made - self.duration - timedelta(days=1))
         rule = _rule(self)
         if self.type == RECURRENT_EVENT:
             for local_start in rule.between(max(lo, first_made), hi, inc=True):

@@ -286,3 +286,56 @@ def test_the_openapi_document_describes_schedules_shifts_and_feeds_as_they_answe
             real_id = next((i for prefix, i in real_ids.items() if operation.path.startswith(f"{prefix}{{id}}")), None)
             if real_id is not None:
                 fuzz(operation, admin_token, mode, {"id": real_id})
+
+
+def final(client, schedule_id: str, start: datetime, end: datetime) -> list[tuple[str, str, str]]:
+    window = f"?start_date={start:%Y-%m-%dT%H:%M}&end_date={end:%Y-%m-%dT%H:%M}"
+    answer = client.get(f"/api/v1/schedules/{schedule_id}/final_shifts{window}").get_json()
+    return [(s["user_username"], s["shift_start"], s["shift_end"]) for s in answer["results"]]
+
+
+def test_editing_a_started_rotation_of_a_web_schedule_keeps_its_past_and_counts_from_now(client, people):
+    """OnCall's web rotations: an edit after the rotation started applies from now on (the
+    rotation keeps its order, and the occurrence in progress changes hands now); deleting it
+    ends it now. A calendar schedule's shift is edited in place, past included, as OnCall's
+    public API does."""
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    rotation = {"type": "rolling_users", "start": wall_clock(midnight - timedelta(days=10)), "duration": 86400,
+                "frequency": "daily", "rolling_users": [[people["alice"]], [people["bob"]]],
+                "start_rotation_from_user_index": 0}
+    web_shift = make_shift(client, name="web rotation", **rotation)
+    api_shift = make_shift(client, name="api rotation", **rotation)
+    web = make_schedule(client, type="web", name="Web", time_zone="UTC", shifts=[web_shift["id"]])
+    api = make_schedule(client, type="calendar", name="API", time_zone="UTC", shifts=[api_shift["id"]])
+    window = (midnight - timedelta(days=10), midnight + timedelta(days=3))
+    before = final(client, web["id"], *window)
+    assert final(client, api["id"], *window) == before
+    assert [user for user, _, _ in before] == ["alice", "bob"] * 6 + ["alice"]  # 10 days back is even: alice today
+    assert client.get(f"/api/v1/schedules/{web['id']}/").get_json()["on_call_now"] == [people["alice"]]
+
+    edited = client.patch(f"/api/v1/on_call_shifts/{web_shift['id']}/",
+                          json={"rolling_users": [[people["carol"]], [people["bob"]]]}).get_json()
+    cut = edited["rotation_start"] + "Z"
+    assert midnight.strftime("%Y-%m-%dT%H:%M:%S") < edited["rotation_start"]  # from now, not from the start
+    assert edited["rolling_users"] == [[people["carol"]], [people["bob"]]]
+    after = final(client, web["id"], *window)
+    assert after[:10] == before[:10]  # the past, as it was
+    assert ("alice", before[10][1], cut) in after  # today's shift changes hands now, with no gap
+    assert ("carol", cut, before[10][2]) in after
+    assert [user for user, start, _ in after if start >= cut] == ["carol", "bob", "carol"]  # the order is kept
+    assert client.get(f"/api/v1/schedules/{web['id']}/").get_json()["on_call_now"] == [people["carol"]]
+    renamed = client.patch(f"/api/v1/on_call_shifts/{web_shift['id']}/", json={"name": "renamed"}).get_json()
+    assert renamed["rotation_start"] == edited["rotation_start"] and final(client, web["id"], *window) == after
+
+    client.patch(f"/api/v1/on_call_shifts/{api_shift['id']}/", json={"rolling_users": [[people["carol"]], [people["bob"]]]})
+    rewritten = final(client, api["id"], *window)
+    assert [user for user, _, _ in rewritten] == ["carol", "bob"] * 6 + ["carol"]  # past included
+
+    assert client.delete(f"/api/v1/on_call_shifts/{web_shift['id']}/").status_code == 204
+    ended = client.get(f"/api/v1/on_call_shifts/{web_shift['id']}/").get_json()
+    assert ended["until"] >= edited["rotation_start"]
+    remaining = final(client, web["id"], *window)
+    assert remaining[:11] == after[:11] and remaining[-1][2] == ended["until"] + "Z"
+    assert client.get(f"/api/v1/schedules/{web['id']}/").get_json()["on_call_now"] == []
+    assert client.delete(f"/api/v1/on_call_shifts/{api_shift['id']}/").status_code == 204
+    assert client.get(f"/api/v1/on_call_shifts/{api_shift['id']}/").status_code == 404

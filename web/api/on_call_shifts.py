@@ -23,14 +23,22 @@ from domain.schedules import (
     SINGLE_EVENT,
     WEEKDAYS,
 )
-from domain.schedules.aggregates import PREFIX_SHIFT, WALL_CLOCK_FORMAT, shift_from_spec
-from domain.schedules.shifts import MAX_YEAR, MIN_YEAR, ShiftError
+from domain.schedules.aggregates import (
+    PREFIX_SHIFT,
+    VERSION_KEYS,
+    WALL_CLOCK_FORMAT,
+    edited_from_now,
+    ended_now,
+    shift_from_spec,
+)
+from domain.schedules.shifts import MAX_YEAR, MIN_YEAR, ShiftError, to_local, zone_info
 from domain.users import is_timezone
 from projections.schedules import (
     live_user_ids,
     shift_by_id,
     shift_name_taken,
     shifts_page,
+    web_schedule_zone,
 )
 from projections.users import live_teams
 from web import runtime
@@ -240,6 +248,14 @@ def serialise(row: dict) -> dict:
     return result
 
 
+def _web_rotation_now(row: dict) -> datetime | None:
+    """Now as wall-clock time in the shift's zone, for a shift of a web schedule (else None)."""
+    schedule_zone = web_schedule_zone(runtime().db, row["id"])
+    if schedule_zone is None:
+        return None
+    return to_local(datetime.now(UTC), zone_info(row["spec"].get("time_zone") or schedule_zone))
+
+
 def _shift_or_404(shift_id: str) -> dict:
     return found(shift_by_id, shift_id)
 
@@ -274,6 +290,11 @@ def create_shift():
 def update_shift(shift_id: str):
     row = _shift_or_404(shift_id)
     spec = shift_spec(json_object(), before={**row["spec"], "_id": row["id"]})
+    now_local = _web_rotation_now(row)
+    if now_local is not None:  # OnCall's web rotation: the edit counts from now on
+        spec = edited_from_now(row["spec"], spec, now_local)
+    else:
+        spec = {**spec, **{key: row["spec"][key] for key in VERSION_KEYS if key in row["spec"]}}
     rt = runtime()
     try:
         position = rt.config.update_shift(UUID(row["uuid"]), spec)
@@ -286,11 +307,18 @@ def update_shift(shift_id: str):
 @api.delete("/on_call_shifts/<shift_id>/", strict_slashes=False)
 @requires("admin")
 def delete_shift(shift_id: str):
-    """The shift stops counting from now; who was on call before stays answerable from the log."""
+    """The shift stops counting from now; who was on call before stays answerable from the log.
+    A started rotation of a web schedule is not deleted but ends now, as in OnCall, so that its
+    past stays in the final shifts."""
     row = _shift_or_404(shift_id)
     rt = runtime()
+    now_local = _web_rotation_now(row)
+    ended = ended_now(row["spec"], now_local) if now_local is not None else None
     try:
-        position = rt.config.delete_shift(UUID(row["uuid"]), at=datetime.now(UTC))
+        if ended is not None:
+            position = rt.config.update_shift(UUID(row["uuid"]), ended)
+        else:
+            position = rt.config.delete_shift(UUID(row["uuid"]), at=datetime.now(UTC))
     except AggregateNotFoundError:
         not_found()
     rt.wait_for("config", position)
