@@ -55,6 +55,11 @@ class OnCallSchedule(Aggregate):
         self._updated(settings=merged)
         return True
 
+    def _holds(self, which: str, text_digest: str) -> bool:
+        """Whether this copy is the one held, with no error open for that calendar."""
+        held = self.calendars.get(which)
+        return bool(held) and held["digest"] == text_digest and which not in self.fetch_errors
+
     @event("CalendarFetched")
     def _calendar_fetched(self, which: str, text: str, text_digest: str, at: datetime) -> None:
         self.calendars[which] = {"text": text, "digest": text_digest, "at": at}
@@ -64,8 +69,7 @@ class OnCallSchedule(Aggregate):
         """Record a good copy; nothing when it is the copy already held and no error is open
         (a refresh every 10 minutes must not grow the log)."""
         text_digest = digest(text)
-        held = self.calendars.get(which)
-        if held and held["digest"] == text_digest and which not in self.fetch_errors:
+        if self._holds(which, text_digest):
             return False
         self._calendar_fetched(which=which, text=text, text_digest=text_digest, at=at)
         return True
@@ -79,8 +83,7 @@ class OnCallSchedule(Aggregate):
         """A calendar given as text in the API (instead of a URL); the same text again records
         nothing."""
         text_digest = digest(text)
-        held = self.calendars.get(which)
-        if held and held["digest"] == text_digest and which not in self.fetch_errors:
+        if self._holds(which, text_digest):
             return False
         self._calendar_uploaded(which=which, text=text, text_digest=text_digest, at=at)
         return True

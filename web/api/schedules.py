@@ -16,7 +16,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from flask import Response, g, jsonify, request
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, fields, validate
 
 from adapters.ical_fetch import FetchError, check_calendar_url
 from domain.configuration import token_digest
@@ -63,7 +63,7 @@ from web.api import (
     requires,
 )
 from web.api.on_call_shifts import _team, _text, field_error, json_object
-from web.api.schemas import PageSchema, storable_text
+from web.api.schemas import PageSchema
 from web.api.users import export_token_status
 
 MAX_NAME_LENGTH = 512
@@ -115,15 +115,7 @@ def _shift_ids(data: dict, team_id: str | None, schedule_type: str) -> list[str]
 def _calendar_text(body: dict, field: str, now: datetime) -> str:
     """A calendar given as text: bounded, storable, and readable by the engine over the next 30
     days; 400 with the parser's reason otherwise."""
-    value = body[field]
-    if not isinstance(value, str):
-        raise field_error(field, "Not a valid string.")
-    if len(value) > MAX_CALENDAR_CHARACTERS:
-        raise field_error(field, f"Ensure this field has no more than {MAX_CALENDAR_CHARACTERS} characters.")
-    try:
-        storable_text(value)
-    except ValidationError as invalid:
-        raise field_error(field, invalid.messages[0])
+    value = _text(body, field, MAX_CALENDAR_CHARACTERS)
     try:
         ImportedCalendar(value).occurrences(now, now + COVERAGE_HORIZON, Directory())
     except IcalError as error:
