@@ -33,6 +33,7 @@ from domain.configuration import ApiToken, Integration, token_digest
 from domain.escalation import RoutingCommands
 from domain.heartbeat import Heartbeat
 from domain.inbox import HeartbeatPing, ReceivedAlert
+from domain.notification_rules import NotificationRuleCommands
 from domain.schedules.commands import ScheduleCommands
 from domain.users import CLAIM_TEAM_NAME, NameClaim, Team, User, claim_names
 
@@ -231,7 +232,7 @@ class Alerting(ProcessingApplication):
         return recordings[-1].notification.id if recordings else None
 
 
-class Configuration(RoutingCommands, ScheduleCommands, NotifyingApplication):
+class Configuration(RoutingCommands, ScheduleCommands, NotificationRuleCommands, NotifyingApplication):
     name = "config"
 
     @retry(IntegrityError, **CONFLICT_RETRY)

@@ -11,6 +11,12 @@ from functools import singledispatchmethod
 
 from domain.alert_group import AlertGroup
 from domain.commands import KIND_HEARTBEAT, KIND_UNSILENCE
+from domain.delivery import (
+    CheckDelivery,
+    DeliveryAttempt,
+    PersonalNotification,
+    RunNotificationStep,
+)
 from domain.heartbeat import Heartbeat
 from domain.maintenance import KIND_MAINTENANCE_END
 from domain.paging import Escalation, RunEscalationStep
@@ -71,6 +77,33 @@ class DeadlinesView(Projection):
     @apply.register(Escalation.Finished)
     def _(self, e, cur: Cursor, position: int) -> None:
         _set(cur, RunEscalationStep.kind, e.originator_id, None, 0)
+
+
+    # --- a person's notification steps and the delivery attempts' checks -------------------------
+
+    @apply.register
+    def _(self, e: PersonalNotification.Scheduled, cur: Cursor, position: int) -> None:
+        _set(cur, RunNotificationStep.kind, e.originator_id, e.due_at, e.fence)
+
+    @apply.register(PersonalNotification.Stopped)
+    @apply.register(PersonalNotification.Done)
+    def _(self, e, cur: Cursor, position: int) -> None:
+        _set(cur, RunNotificationStep.kind, e.originator_id, None, 0)
+
+    @apply.register
+    def _(self, e: DeliveryAttempt.Requested, cur: Cursor, position: int) -> None:
+        _set(cur, CheckDelivery.kind, e.originator_id, e.check_at, 1)
+
+    @apply.register(DeliveryAttempt.Redispatched)
+    @apply.register(DeliveryAttempt.Started)
+    def _(self, e, cur: Cursor, position: int) -> None:
+        _set(cur, CheckDelivery.kind, e.originator_id, e.check_at, e.fence)
+
+    @apply.register(DeliveryAttempt.Sent)
+    @apply.register(DeliveryAttempt.Failed)
+    @apply.register(DeliveryAttempt.Cancelled)
+    def _(self, e, cur: Cursor, position: int) -> None:
+        _set(cur, CheckDelivery.kind, e.originator_id, None, 0)
 
 
 def _set(cur: Cursor, kind: str, subject, due_at, fence: int) -> None:

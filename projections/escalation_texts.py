@@ -99,3 +99,11 @@ def duration_text(seconds: int) -> str:
             count = seconds // size
             return f"{count} {unit}{'s' if count != 1 else ''}"
     return f"{seconds} seconds"
+
+
+CHANNEL_NAMES = {"email": "email", "webhook": "webhook", "sms": "SMS", "phone_call": "phone call",
+                 "mobile_app": "mobile app", "mobile_app_critical": "mobile app (critical)"}  # fmt: skip
+
+
+def channel_name(channel: str) -> str:
+    return CHANNEL_NAMES.get(channel, channel.replace("_", " ").title())

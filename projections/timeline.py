@@ -12,6 +12,7 @@ from domain.alert_group import (
     Alert,
     AlertGroup,
 )
+from domain.delivery import MAX_ATTEMPTS, DeliveryAttempt, PersonalNotification
 from domain.ids import (
     PREFIX_ALERT,
     PREFIX_ALERT_GROUP,
@@ -44,6 +45,10 @@ TYPE_ALERTS_NOT_TAKEN = 101
 # Also Tocsin's: when an escalation (re)starts and why it stopped (OnCall shows neither).
 TYPE_ESCALATION_STARTED = 102
 TYPE_ESCALATION_STOPPED = 103
+# And a person's notifications (OnCall keeps those in a personal log of its own).
+TYPE_NOTIFICATION_SENT = 104
+TYPE_NOTIFICATION_FAILED = 105
+TYPE_NOTIFICATION_STOPPED = 106
 
 TYPE_NAMES = {
     TYPE_ACK: "Acknowledged",
@@ -62,6 +67,9 @@ TYPE_NAMES = {
     TYPE_DIRECT_PAGING: "Trigger direct paging escalation",
     TYPE_ESCALATION_STARTED: "Escalation started",
     TYPE_ESCALATION_STOPPED: "Escalation stopped",
+    TYPE_NOTIFICATION_SENT: "Notification sent",
+    TYPE_NOTIFICATION_FAILED: "Notification failed",
+    TYPE_NOTIFICATION_STOPPED: "Notification stopped",
 }
 RESOLVED_TEXTS = {
     SOURCE_ALERT_SOURCE: "Resolved by alert source",
@@ -201,6 +209,35 @@ class TimelineView(Projection):
         text = f"{e.by or 'API'} paged user {e.username}"
         details = {"user": public_id(PREFIX_USER, e.user_id), "important": e.important}
         return [_group_entry(e.group_id, position, TYPE_DIRECT_PAGING, text, e.by, e.at, details)]
+
+
+    # --- a person's notifications -----------------------------------------------------------------
+
+    @entries.register
+    def _(self, e: DeliveryAttempt.Sent, position: int) -> list[tuple]:
+        text = f"sent {escalation_texts.channel_name(e.channel)} to {e.username} ({e.address})"
+        details = {"channel": e.channel, "attempt": e.number, "address": e.address, "user": e.username}
+        return [_group_entry(e.group_id, position, TYPE_NOTIFICATION_SENT, text, None, e.at, details)]
+
+    @entries.register
+    def _(self, e: DeliveryAttempt.Failed, position: int) -> list[tuple]:
+        again = "" if e.permanent else " (will try again)" if e.number < MAX_ATTEMPTS else " (no attempt left)"
+        text = f"failed to notify {e.username} by {escalation_texts.channel_name(e.channel)}: {e.reason}{again}"
+        details = {"channel": e.channel, "attempt": e.number, "address": e.address, "user": e.username,
+                   "reason": e.reason, "permanent": e.permanent}  # fmt: skip
+        return [_group_entry(e.group_id, position, TYPE_NOTIFICATION_FAILED, text, None, e.at, details)]
+
+    @entries.register
+    def _(self, e: DeliveryAttempt.Cancelled, position: int) -> list[tuple]:
+        text = f"did not notify {e.username} by {escalation_texts.channel_name(e.channel)}: {e.reason}"
+        details = {"channel": e.channel, "user": e.username, "reason": e.reason}
+        return [_group_entry(e.group_id, position, TYPE_NOTIFICATION_STOPPED, text, None, e.at, details)]
+
+    @entries.register
+    def _(self, e: PersonalNotification.Stopped, position: int) -> list[tuple]:
+        text = f"stopped notifying {e.username}: {e.reason}"
+        return [_group_entry(e.group_id, position, TYPE_NOTIFICATION_STOPPED, text, None, e.at,
+                             {"user": e.username, "reason": e.reason})]  # fmt: skip
 
 
 def _shown(details: dict) -> dict:

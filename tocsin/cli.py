@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from uuid import UUID
 
 from adapters.settings import Settings
@@ -84,7 +84,7 @@ def token_user(runtime: Runtime, username: str, role: str | None, create: bool) 
         try:
             _, position = runtime.config.create_user(
                 username=username, email=None, role=role or "viewer", timezone=DEFAULT_TIMEZONE, team_ids=[],
-                at=datetime.now(timezone.utc),
+                at=datetime.now(UTC),
             )
         except NameTaken:  # created meanwhile by another command: use it
             position = runtime.config.recorder.max_notification_id()
@@ -113,7 +113,7 @@ def create_token(runtime: Runtime, name: str, role: str | None = None, username:
 def issue_token(runtime: Runtime, name: str, user: dict) -> str:
     token = random_token(40)
     position = runtime.config.create_api_token(
-        name, user["role"], token, at=datetime.now(timezone.utc), user_id=UUID(user["uuid"])
+        name, user["role"], token, at=datetime.now(UTC), user_id=UUID(user["uuid"])
     )
     runtime.wait_for("config", position)  # projects configuration here, server running or not
     return token
@@ -192,7 +192,7 @@ def cmd_token_revoke(args) -> int:
             return 1
         (token,) = matches
         described = f"API token {token['id']} '{_printable(token['name'])}' ({token['role']})"
-        position = runtime.config.revoke_api_token(UUID(token["uuid"]), at=datetime.now(timezone.utc))
+        position = runtime.config.revoke_api_token(UUID(token["uuid"]), at=datetime.now(UTC))
         if position is None:
             print(f"{described} was already revoked")
             return 0
@@ -251,7 +251,7 @@ def cmd_user_create(args) -> int:
             user, position = runtime.config.create_user(
                 username=data["username"], email=data.get("email"), role=data.get("role", "viewer"),
                 timezone=data.get("timezone", DEFAULT_TIMEZONE), team_ids=[UUID(team["uuid"]) for team in teams],
-                at=datetime.now(timezone.utc),
+                at=datetime.now(UTC),
             )
         except NameTaken as taken:
             print(f"{taken.field}: {taken}", file=sys.stderr)
@@ -296,7 +296,7 @@ def cmd_team_create(args) -> int:
     try:
         try:
             _, position = runtime.config.create_team(
-                name=data["name"], email=data.get("email"), avatar_url=None, at=datetime.now(timezone.utc)
+                name=data["name"], email=data.get("email"), avatar_url=None, at=datetime.now(UTC)
             )
         except NameTaken as taken:
             print(f"{taken.field}: {taken}", file=sys.stderr)
@@ -475,7 +475,36 @@ def cmd_ticker(args) -> int:
 
 
 def cmd_escalate(args) -> int:
-    return _run_worker("escalation", ingest=False, projections=False, ticker=False, escalation=True)
+    # With Redis, notifications are sent by `tocsin worker`; without, by this process.
+    deliver_here = not Settings.from_env().redis_url
+    return _run_worker("escalation", ingest=False, projections=False, ticker=False, escalation=True,
+                       deliver_here=deliver_here)  # fmt: skip
+
+
+def cmd_worker(args) -> int:
+    """An RQ worker sending notifications (any number may run; each attempt is sent once)."""
+    from redis import Redis
+    from rq import Queue, SimpleWorker
+
+    from workers.delivery import QUEUE_NAME, set_worker_deliverer
+
+    settings = Settings.from_env()
+    if not settings.redis_url:
+        print("tocsin worker needs Redis: set TOCSIN_REDIS_URL (without it, `tocsin escalate` sends"
+              " notifications itself)", file=sys.stderr)  # fmt: skip
+        return 1
+    runtime = Runtime(settings)
+    set_worker_deliverer(runtime.deliverer)
+    connection = Redis.from_url(settings.redis_url)
+    try:
+        # SimpleWorker runs jobs in this process, which keeps its connection pools and render
+        # workers between jobs (the default worker forks a process per job).
+        SimpleWorker([Queue(QUEUE_NAME, connection=connection)], connection=connection).work(with_scheduler=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runtime.close()
+    return 0
 
 
 def cmd_web(args) -> int:
@@ -583,6 +612,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("ticker", help="production ticker process (timed actions)").set_defaults(func=cmd_ticker)
     sub.add_parser("escalate", help="production escalation process (starts and stops escalations)").set_defaults(
         func=cmd_escalate
+    )
+    sub.add_parser("worker", help="production notification worker (RQ, needs TOCSIN_REDIS_URL)").set_defaults(
+        func=cmd_worker
     )
     sub.add_parser("replay", help="rebuild every read model from the events").set_defaults(func=cmd_replay)
 

@@ -30,6 +30,13 @@ from projections.runner import ProjectionRunner, wait_for_position
 from projections.schedules import SchedulesView, refresh_calendars_forever
 from projections.timeline import TimelineView
 from projections.users import UsersView
+from workers.delivery import (
+    Deliverer,
+    DeliveryQueue,
+    Dispatcher,
+    RedisQueue,
+    ThreadQueue,
+)
 from workers.escalation import EscalationProcess
 from workers.ingest import BoundedTemplates, IngestProcessor
 from workers.ticker import Ticker
@@ -84,10 +91,15 @@ class Runtime:
         self.escalation = EscalationProcess(self.alerting, self.config, self.db)
         self.ticker = Ticker(self.db, self.alerting, self.ingest)
         self.ticker.contexts[RunEscalationStep.kind] = self.escalation
+        # Notifications: attempts are sent by a deliverer, here (embedded) or in `tocsin worker`.
+        self.deliverer = Deliverer(self.alerting, self.config, settings, lambda: self.render_pool)
+        self._delivery_queue: DeliveryQueue | None = None
+        self.dispatcher: Dispatcher | None = None
         # In-process wake-ups (the embedded mode, and a production process's own writes).
         self.inbox.add_listener(self.ingest.waker.notify)
         self.alerting.add_listener(self.runners["alerting"].waker.notify)
         self.alerting.add_listener(self.escalation.waker.notify)
+        self.alerting.add_listener(lambda: self.dispatcher and self.dispatcher.waker.notify())
         self.config.add_listener(self.runners["config"].waker.notify)
         self.reachability: DatabaseReachability | None = None
         if settings.backend == "postgres":
@@ -183,7 +195,12 @@ class Runtime:
 
     # --- background work -----------------------------------------------------------------------
 
-    def start(self, ingest: bool = True, projections: bool = True, ticker: bool = True, escalation: bool = True) -> None:
+    def start(
+        self, ingest: bool = True, projections: bool = True, ticker: bool = True, escalation: bool = True,
+        deliver_here: bool = True,
+    ) -> None:
+        """Run the chosen parts in threads. The escalation part also dispatches notifications:
+        to in-process delivery threads (``deliver_here``), else to Redis for `tocsin worker`."""
         if self.reachability is not None:
             self.reachability.start()
         jobs: list[tuple[str, object]] = []
@@ -195,6 +212,11 @@ class Runtime:
             jobs.append(("ingest", lambda: self.ingest.run_forever(self._stop, status=report("ingest"))))
         if escalation:
             jobs.append(("escalation", lambda: self.escalation.run_forever(self._stop, status=report("escalation"))))
+            self._delivery_queue = (
+                ThreadQueue(self.deliverer.deliver) if deliver_here else RedisQueue(self.settings.redis_url)
+            )
+            self.dispatcher = Dispatcher(self.alerting, self._delivery_queue)
+            jobs.append(("delivery-dispatch", lambda: self.dispatcher.run_forever(self._stop)))
         if projections:
             for name, runner in self.runners.items():
                 jobs.append(
@@ -220,7 +242,7 @@ class Runtime:
         if ingest:
             add(self.inbox, [self.ingest.waker.notify])
         if escalation:
-            add(self.alerting, [self.escalation.waker.notify])
+            add(self.alerting, [self.escalation.waker.notify, self.dispatcher.waker.notify])
         if projections:
             add(self.alerting, [self.runners["alerting"].waker.notify])
             add(self.config, [self.runners["config"].waker.notify])
@@ -235,12 +257,16 @@ class Runtime:
         # Idle followers sleep on their waker, not on the stop event: wake them to stop now.
         self.ingest.waker.notify()
         self.escalation.waker.notify()
+        if self.dispatcher is not None:
+            self.dispatcher.waker.notify()
         for runner in self.runners.values():
             runner.waker.notify()
         for thread in self._threads:
             thread.join(timeout=5)
         if self._committer is not None:
             self._committer.close()
+        if self._delivery_queue is not None:
+            self._delivery_queue.close()
         self.ingest.close()
         if self._render_pool is not None:
             self._render_pool.close()

@@ -1,9 +1,9 @@
 """The escalation process: follows the alerting store and writes its reactions back into it.
 
 It is the alerting → alerting instance of the tracked process (``adapters.reactions``) with the
-policies of ``domain.paging``: a new group starts its chain, acknowledge/resolve/silence stop it,
-their undoing restarts it; each batch's reactions are saved with the position reached, exactly
-once. It is also the context those policies and the ticker's ``RunEscalationStep`` need: the
+policies of ``domain.paging`` and ``domain.delivery``: a new group starts its chain,
+acknowledge/resolve/silence stop it, their undoing restarts it, a notification request starts
+the person's rules; each batch's reactions are saved with the position reached, exactly once. It is also the context those policies and the ticker's ``RunEscalationStep`` need: the
 chain a route takes and the integration's maintenance (from the configuration store, cached
 until its log moves on), and who may be notified, team members and who is on call (from the read
 models, as of the moment the step runs).
@@ -23,6 +23,7 @@ from domain.alert_group import AlertGroup
 from domain.applications import Alerting, Configuration
 from domain.configuration import Integration
 from domain.escalation import EscalationChain
+from domain.notification_rules import rules_for
 from domain.paging import ESCALATION, ChainSnapshot, Person
 from domain.schedules import on_call_at
 from projections.db import Database
@@ -122,6 +123,9 @@ class EscalationProcess(TrackedProcess):
         marks = ", ".join(["%s"] * len(public_ids))
         rows = self.db.query(f"SELECT uuid FROM users WHERE id IN ({marks})", public_ids)
         return row["name"], self.people([UUID(r["uuid"]) for r in rows])
+
+    def notification_steps(self, user_id: UUID, important: bool) -> list[dict]:
+        return [step.as_dict() for step in rules_for(self.config.notification_rules(user_id), important)]
 
     def alerts_since(self, group_id: UUID, since: datetime, at_most: int) -> int:
         """Counted from the group's events, newest first (the read models may not have the
