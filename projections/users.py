@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import singledispatchmethod
 
 from domain.ids import PREFIX_TEAM, PREFIX_USER, public_id
@@ -59,6 +60,14 @@ class UsersView(Projection):
     @apply.register
     def _(self, e: User.TeamsChanged, cur: Cursor, position: int) -> None:
         self._set_teams(cur, public_id(PREFIX_USER, e.originator_id), e.team_ids)
+
+    @apply.register
+    def _(self, e: User.NotificationChannelsChanged, cur: Cursor, position: int) -> None:
+        # Only the masked addresses: the read model never holds a channel's secret.
+        shown = {slot: address["shown"] for slot, address in e.channels.items()}
+        cur.execute(
+            "UPDATE users SET notification_channels = %s WHERE uuid = %s", (json.dumps(shown), str(e.originator_id))
+        )
 
     @apply.register
     def _(self, e: User.Deleted, cur: Cursor, position: int) -> None:
