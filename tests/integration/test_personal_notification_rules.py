@@ -268,6 +268,19 @@ def test_addresses_that_cannot_be_used_are_refused_when_saved(client, alice, bod
     assert client.get(channels_url(alice)).get_json() == {}
 
 
+def test_hostile_channel_bodies_are_refused_briefly(client, alice):
+    many = {f"slot{n}": "x" for n in range(10_000)}
+    response = client.put(channels_url(alice), json=many)
+    assert response.status_code == 400 and len(response.get_json()) == 10
+    deep = "[" * 100_000 + "]" * 100_000
+    response = client.put(channels_url(alice), data=deep, content_type="application/json")
+    assert (response.status_code, response.get_json()) == (400, {"detail": "A JSON object is expected."})
+    response = client.put(channels_url(alice), json={"sms": "tgram://" + "a" * 1_000_000})
+    assert (response.status_code, response.get_json()) == (
+        400, {"sms": ["Ensure this URL has no more than 2048 characters."]},
+    )  # fmt: skip
+
+
 def test_an_internal_webhook_address_needs_the_allow_list(client, runtime, alice):
     response = client.put(channels_url(alice), json={"webhook": "http://10.0.0.7:9000/hook"})
     assert response.status_code == 400 and "10.0.0.7 is a private address" in response.get_json()["webhook"][0]

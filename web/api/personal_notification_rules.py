@@ -51,6 +51,7 @@ from web.api.users import load_body
 
 FORBIDDEN = {"detail": "You do not have permission to perform this action."}
 MAX_POSITION = 2**31 - 1  # OnCall keeps ``order`` in a PositiveIntegerField
+MAX_NAMED_ERRORS = 10  # unknown channels named in one answer
 _CLOCK = re.compile(r"(\d{1,2}):([0-5]\d):([0-5]\d)")
 
 
@@ -271,17 +272,19 @@ def get_notification_channels(user_id: str):
 def change_notification_channels(user_id: str):
     row = _user_or_404(user_id)
     _may_change(row["id"])
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nested too deep for the parser
+        body = None
     if not isinstance(body, dict):
         raise bad_request("A JSON object is expected.")
-    errors = {}
-    for slot in body:
-        if slot == "email":
-            errors[slot] = ["Email goes to the user's email address: change it on the user."]
-        elif slot not in ADDRESS_SLOTS:
-            errors[str(slot)[:100]] = [f"Unknown channel: use one of {', '.join(ADDRESS_SLOTS)}."]
-    if errors:
-        raise bad_request(errors)
+    unknown = [slot for slot in body if slot not in ADDRESS_SLOTS][:MAX_NAMED_ERRORS]  # a bound on the answer
+    if unknown:
+        raise bad_request({
+            slot[:100]: ["Email goes to the user's email address: change it on the user."] if slot == "email"
+            else [f"Unknown channel: use one of {', '.join(ADDRESS_SLOTS)}."]
+            for slot in unknown
+        })  # fmt: skip
     current = json.loads(row.get("notification_channels") or "{}")
     changes = {}
     for slot, value in body.items():
