@@ -276,8 +276,9 @@ class StartDelivery(Command):
 @handles(StartDelivery)
 def start_delivery(uow: UnitOfWork, command: StartDelivery, context: object = None) -> None:
     attempt = uow.get(command.attempt_id)
-    if not isinstance(attempt, DeliveryAttempt) or attempt.state != REQUESTED or attempt.due_at > command.at:
-        return  # started by another worker, finished, cancelled, or not due yet
+    if not isinstance(attempt, DeliveryAttempt) or attempt.state != REQUESTED:
+        return  # started by another worker, finished or cancelled (an attempt due later is
+        # dispatched only when due: by its check deadline, see ``workers.delivery.Dispatcher``)
     group = uow.get(attempt.group_id)
     reason = None if group is None else stop_reason(group)
     if group is None or (reason is not None and not (attempt.notify_anyway and reason != "resolved")):
