@@ -7,28 +7,24 @@ to follow). A step is ``wait`` (a ``duration``: 1, 5, 15, 30 or 60 minutes) or
 stay dense and unique within each list. A list without rules falls back to one email, as OnCall's
 ``get_notification_policies_or_use_default_fallback`` does (OnCall creates no rules for new users).
 
-Channels, by the rule type that names them (OnCall's public names):
+Channels, by the rule type that names them (OnCall's public names): the address each is sent
+to, and the integration templates it shows.
 
-============================  ===========================================  ==============================
-rule type                     address (per user)                           integration templates shown
-============================  ===========================================  ==============================
-``notify_by_email``           the user's ``email``, through TOCSIN_SMTP_URL  ``email.title``, ``email.message``
-``notify_by_webhook``         an http(s) URL that takes a JSON POST        ``web.title``, ``web.message``
-``notify_by_slack``           an Apprise URL                               ``slack.*``
-``notify_by_mattermost``      an Apprise URL                               ``slack.*`` (no templates of its own)
-``notify_by_telegram``        an Apprise URL                               ``telegram.*`` (HTML)
-``notify_by_sms``             an Apprise URL                               ``sms.title``
-``notify_by_phone_call``      an Apprise URL                               ``phone_call.title``
-``notify_by_mobile_app``      an Apprise URL                               ``web.*``
-``notify_by_mobile_app_critical``  an Apprise URL                          ``web.*``
-============================  ===========================================  ==============================
+* ``notify_by_email``: the user's ``email``, through ``TOCSIN_SMTP_URL``; ``email.*``.
+* ``notify_by_webhook``: an http(s) URL that takes a JSON POST; ``web.*``.
+* ``notify_by_slack``, ``notify_by_mattermost``: an Apprise URL; ``slack.*`` (Mattermost has no
+  templates of its own here).
+* ``notify_by_telegram``: an Apprise URL; ``telegram.*`` (HTML).
+* ``notify_by_sms``, ``notify_by_phone_call``: an Apprise URL; ``sms.title``, ``phone_call.title``.
+* ``notify_by_mobile_app``, ``notify_by_mobile_app_critical``: an Apprise URL; ``web.*``.
 
 An Apprise URL may name any service Apprise sends to over HTTP, whatever the slot is called: the
 slot decides which rules use it and which templates it shows (``sms`` could hold a
 ``twilio://`` or a ``vonage://`` URL, ``mobile_app`` an ``ntfy://`` or a ``pover://`` one,
-``slack`` a ``slack://``, ``msteams://`` or ``discord://`` one). Addresses are checked and
-masked by ``adapters.notify_channels`` before a command records them; each slot keeps the URL
-and the masked form its owner and admins see. Other users see only the scheme (the service).
+``slack`` a ``slack://``, a Microsoft Teams ``workflows://`` or a ``discord://`` one).
+Addresses are checked and masked by ``adapters.notify_channels`` before a command records them;
+each slot keeps the URL and the masked form its owner and admins see. Other users see only the
+scheme (the service).
 """
 
 from __future__ import annotations
