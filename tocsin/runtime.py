@@ -25,6 +25,7 @@ from projections.escalation_chains import EscalationChainsView
 from projections.follower_status import FollowerStatus, follower_states
 from projections.integrations import HeartbeatsView, IntegrationsView
 from projections.maintenance import MaintenanceDeadlinesView, MaintenanceEndsView
+from projections.notification_rules import NotificationRulesView
 from projections.routes import RoutesView
 from projections.runner import ProjectionRunner, wait_for_position
 from projections.schedules import SchedulesView, refresh_calendars_forever
@@ -78,7 +79,7 @@ class Runtime:
                 self.config,
                 # Chains before routes: routes show only live chains.
                 [IntegrationsView(), ApiTokensView(), UsersView(), SchedulesView(), EscalationChainsView(), RoutesView(),
-                 MaintenanceDeadlinesView()],
+                 MaintenanceDeadlinesView(), NotificationRulesView()],
             ),
         }
         # Templates render in worker processes with hard limits, started on first use: ingest's

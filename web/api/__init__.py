@@ -9,11 +9,11 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 
+from adapters.expiring_cache import ExpiringCache
 from domain.configuration import ROLES, token_digest
 from projections.db import Database
 from projections.queries import Page, api_token_by_hash
 from web import runtime
-from adapters.expiring_cache import ExpiringCache
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -153,9 +153,19 @@ def found(lookup: Callable[[Database, str], dict | None], public_id: str) -> dic
     return row
 
 
-from web.api import alert_groups, alerts, integrations, openapi  # noqa: E402,F401  (registers routes)
-from web.api import template_preview  # noqa: E402,F401  (preview_template, send_demo_alert)
-from web.api import teams, users  # noqa: E402,F401  (registers routes)
-from web.api import on_call_shifts, schedules  # noqa: E402,F401  (registers routes)
-from web.api import escalation_chains, escalation_policies, routes  # noqa: E402,F401  (registers routes)
-from web.api import direct_paging  # noqa: E402,F401  (registers routes)
+from web.api import (  # noqa: F401  (registers routes)  # noqa: E402,F401  (registers routes)  # noqa: E402,F401  (registers routes)  # noqa: E402,F401  (registers routes)  # noqa: E402,F401  (registers routes)
+    alert_groups,
+    alerts,
+    direct_paging,
+    escalation_chains,
+    escalation_policies,
+    integrations,
+    on_call_shifts,
+    openapi,
+    personal_notification_rules,
+    routes,
+    schedules,
+    teams,
+    template_preview,
+    users,
+)

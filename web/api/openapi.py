@@ -8,7 +8,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import jsonify
 
-from web.api import api, integrations
+from web.api import api, integrations, on_call_shifts, personal_notification_rules, schedules
 from web.api.schemas import (
     AlertGroupPageSchema,
     AlertGroupSchema,
@@ -92,7 +92,12 @@ def _add_template_preview_and_demo(spec: APISpec) -> None:
 
 def _add_users_and_teams(spec: APISpec) -> None:
     from web.api.teams import TeamPageSchema, TeamSchema, TeamWriteSchema
-    from web.api.users import ShortUserSchema, UserPageSchema, UserSchema, UserWriteSchema
+    from web.api.users import (
+        ShortUserSchema,
+        UserPageSchema,
+        UserSchema,
+        UserWriteSchema,
+    )
 
     for name, schema in (
         ("User", UserSchema),
@@ -136,7 +141,11 @@ def _add_users_and_teams(spec: APISpec) -> None:
 
 
 def _add_routes_and_escalation(spec: APISpec) -> None:
-    from web.api.escalation_chains import EscalationChainPageSchema, EscalationChainSchema, EscalationChainWriteSchema
+    from web.api.escalation_chains import (
+        EscalationChainPageSchema,
+        EscalationChainSchema,
+        EscalationChainWriteSchema,
+    )
     from web.api.escalation_policies import (
         EscalationPolicyPageSchema,
         EscalationPolicySchema,
@@ -276,6 +285,9 @@ def build_spec() -> dict:
     _add_routes_and_escalation(spec)
     _add_direct_paging(spec)
     integrations.add_to_spec(spec)  # maintenance
+    personal_notification_rules.add_to_spec(spec)
+    schedules.add_to_spec(spec)  # schedules, final shifts, the iCal feeds
+    on_call_shifts.add_to_spec(spec)
     return _with_common_errors(spec.to_dict())
 
 
