@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import secrets
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urlparse, urlsplit
 
 from adapters.http_guard import OutgoingPolicy
 
@@ -14,6 +17,10 @@ DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
 DEFAULT_RATELIMIT_INTEGRATION = "300/5m"
 DEFAULT_RATELIMIT_TOTAL = "900/5m"
 DEFAULT_SMTP_ADDRESS = "127.0.0.1:2525"
+# How long the acknowledge / resolve / silence links of a notification (and its reply address) work.
+DEFAULT_ACTION_LINK_LIFETIME = 7 * 24 * 3600
+SECRET_KEY_ENV = "TOCSIN_SECRET_KEY"
+SECRET_KEY_FILE = "secret_key"
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,7 @@ class Settings:
     smtp_url: str | None = None
     # Internal addresses and networks outgoing notifications may reach (adapters.http_guard).
     outgoing_allow: str = ""
+    action_link_lifetime: int = DEFAULT_ACTION_LINK_LIFETIME  # seconds
     extra_env: dict = field(default_factory=dict)  # passed to the event store (tests, tuning)
 
     @classmethod
@@ -56,7 +64,22 @@ class Settings:
             ratelimit_total=env.get("TOCSIN_RATELIMIT_TOTAL") or DEFAULT_RATELIMIT_TOTAL,
             smtp_url=env.get("TOCSIN_SMTP_URL") or None,
             outgoing_allow=env.get("TOCSIN_OUTGOING_ALLOW", ""),
+            action_link_lifetime=_positive_seconds(env, "TOCSIN_ACTION_LINK_LIFETIME", DEFAULT_ACTION_LINK_LIFETIME),
         )
+
+    @property
+    def mail_domain(self) -> str:
+        """The domain of addresses the SMTP receiver takes: ``TOCSIN_INBOUND_EMAIL_DOMAIN``, else
+        the host of the base URL (the receiver then takes any domain), an IP address as an address
+        literal."""
+        if self.inbound_email_domain:
+            return self.inbound_email_domain
+        host = urlsplit(self.base_url).hostname or self.host
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return host
+        return f"[IPv6:{host}]" if ":" in host else f"[{host}]"
 
     @property
     def outgoing_policy(self) -> OutgoingPolicy:
@@ -120,3 +143,40 @@ class Settings:
             )
         env.update(self.extra_env)
         return env
+
+
+def _positive_seconds(env, name: str, default: int) -> int:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds, not {text!r}")
+    return int(text)
+
+
+def secret_key(settings: Settings) -> str:
+    """``TOCSIN_SECRET_KEY``, else a random key kept in the data directory (made on first use).
+
+    It signs the dashboard's session cookies and the action links of notifications. Every process
+    that serves the dashboard or the links, or receives replies, must share it, or what one signed
+    another refuses: set the variable when these processes run on more than one host.
+    """
+    configured = os.environ.get(SECRET_KEY_ENV, "").strip()
+    if configured:
+        return configured
+    path = Path(settings.data_dir) / SECRET_KEY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # Exclusive create: of two processes starting at once, one writes and both read its key.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(48))
+    for _ in range(50):
+        key = path.read_text().strip()
+        if key:
+            return key
+        time.sleep(0.01)  # the other process is between create and write
+    raise RuntimeError(f"the secret key file {path} is empty")
