@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 QUEUE_NAME = "tocsin-deliveries"
 JOB_TIMEOUT_SECONDS = 30  # a send takes at most its 4 s timeout, a render 1.25 s
 EMBEDDED_WORKERS = 4
-_DISPATCHED_TOPICS = frozenset(get_topic(t) for t in (DeliveryAttempt.Requested, DeliveryAttempt.Redispatched))
+_DISPATCHED_TOPICS = tuple(get_topic(t) for t in (DeliveryAttempt.Requested, DeliveryAttempt.Redispatched))
 
 
 def utcnow() -> datetime:
@@ -113,11 +113,16 @@ class Dispatcher:
         if self._position is None:
             # Attempts from before this start are found by their check deadlines.
             self._position = self.alerting.recorder.max_notification_id() or 0
-        notifications = self.alerting.recorder.select_notifications(self._position, 500, inclusive_of_start=False)
+        newest = self.alerting.recorder.max_notification_id() or 0
+        if newest <= self._position:
+            return 0
+        stop = min(newest, self._position + 500)
+        # Only the attempts' events are read (the store filters by topic); the rest are skipped.
+        notifications = self.alerting.recorder.select_notifications(
+            self._position, 500, stop=stop, topics=_DISPATCHED_TOPICS, inclusive_of_start=False
+        )
         now = self.clock()
         for notification in notifications:
-            if notification.topic not in _DISPATCHED_TOPICS:
-                continue
             entry = self.alerting.mapper.to_domain_event(notification)
             if isinstance(entry, DeliveryAttempt.Requested) and entry.due_at > now:
                 continue  # a retry after a backoff: its check deadline dispatches it when due
@@ -125,9 +130,9 @@ class Dispatcher:
                 self.queue.put(entry.originator_id)
             except Exception:  # Redis down: the check deadline dispatches it again
                 log.warning("could not queue delivery %s; its check will", entry.originator_id, exc_info=True)
-        if notifications:
-            self._position = notifications[-1].id
-        return len(notifications)
+        read = stop - self._position
+        self._position = stop
+        return read
 
     def run_forever(self, stop: threading.Event, status=None) -> None:
         follow(self.run_batch, stop, self.waker, name="delivery-dispatch", batch_size=500, status=status)
