@@ -93,6 +93,7 @@ class TrackedProcess:
         batch_interval: float = 0.0,
         known: KnownAggregates | None = None,
         preload: Callable[[Iterable[UUID]], dict[UUID, Aggregate]] | None = None,
+        read_declared_only: bool = False,
     ):
         if not policies:
             raise ValueError(f"process {name} has no policies")
@@ -107,6 +108,9 @@ class TrackedProcess:
         self.preload = preload
         self.waker = Waker()
         self._topics = policies.topics()
+        # Read only the declared events (the store filters by topic): for a process that reacts to
+        # few of its upstream's events, as escalation to the alerting log's.
+        self._read_topics = tuple(sorted(self._topics)) if read_declared_only else ()
         self._position: int | None = None  # the position saved last; None: read it
         # Notifications read per batch: after a policy ended a batch early (say, on its work
         # limit), read about that many, doubling back to batch_size.
@@ -132,11 +136,21 @@ class TrackedProcess:
         for attempt in range(CONFLICT_ATTEMPTS):
             if self._position is None:
                 self._position = self.position()
+            newest = None
+            if self._read_topics:
+                newest = self.upstream.recorder.max_notification_id() or 0
+                if newest <= self._position:
+                    return 0
             notifications = self.upstream.recorder.select_notifications(
-                self._position, self._read_limit, inclusive_of_start=False
+                self._position, self._read_limit, stop=newest, topics=self._read_topics, inclusive_of_start=False
             )
             if not notifications:
-                return 0
+                if newest is None:
+                    return 0
+                # None of the new events is declared: move the position past them.
+                self.downstream.save_processed([], Tracking(self.name, newest))
+                read, self._position = newest - self._position, newest
+                return read
             self.before_batch()
             mapper = self.upstream.mapper
             # Only declared events are decoded: the others just move the position on.
@@ -144,12 +158,14 @@ class TrackedProcess:
                 (n.id, mapper.to_domain_event(n) if n.topic in self._topics else None) for n in notifications
             ]
             uow, taken = self._react(events)
+            # Read with a topic filter and not cut short: every declared event up to the newest is in.
+            complete = newest is not None and taken == len(events) and len(notifications) < self._read_limit
             if taken < len(events):
                 notifications = notifications[:taken]
                 self._read_limit = taken + 1
             else:
                 self._read_limit = min(self._read_limit * 2, self.batch_size)
-            last = notifications[-1].id
+            last = newest if complete else notifications[-1].id
             try:
                 self.downstream.save_processed(uow.changed(), Tracking(self.name, last))
             except IntegrityError:

@@ -42,6 +42,8 @@ class EscalationProcess(TrackedProcess):
             known=KnownAggregates(maxsize=0),
             # Escalations, like grouping slots, are never snapshotted: a batch's in one read.
             preload=alerting.get_slots,
+            # It reacts to a few of the alerting log's events: alerts' payloads are never read.
+            read_declared_only=True,
         )  # fmt: skip
         self.alerting = alerting
         self.config = config

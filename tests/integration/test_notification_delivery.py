@@ -21,8 +21,8 @@ from domain.notification_rules import make_step
 from tests.conftest import eventually
 from tests.integration.test_escalation_runs import (
     Clock,
+    actions,
     chain_with,
-    escalation_actions,
     fire,
     routed_integration,
 )
@@ -95,7 +95,7 @@ def test_an_email_by_the_fallback_rule_reaches_the_smtp_server_and_the_timeline_
     eventually(lambda: mailbox.messages, describe="an email")
     [(envelope, message)] = mailbox.messages
     assert envelope.rcpt_tos == ["alice@example.org"] and message["Subject"] == "Disk full on db-1"
-    eventually(lambda: "sent email to alice (alice@example.org)" in escalation_actions(client, group_id),
+    eventually(lambda: "sent email to alice (alice@example.org)" in actions(client, group_id),
                describe="the timeline entry")  # fmt: skip
     entry = next(e for e in client.get(f"/api/v1/alert_groups/{group_id}/timeline/").get_json()["results"]
                  if e["type"] == 104)  # fmt: skip
@@ -117,11 +117,11 @@ def test_rules_in_order_webhook_then_apprise_and_a_wait_stopped_by_acknowledge(
     hook = next(r for r in receiver.requests if r["path"] == "/bob-hook")
     body = json.loads(hook["body"])
     assert body["title"] == "CPU hot" and body["user"] == "bob" and body["alert_group_id"] == group_id
-    eventually(lambda: sum(a.startswith("sent ") for a in escalation_actions(client, group_id)) == 2,
+    eventually(lambda: sum(a.startswith("sent ") for a in actions(client, group_id)) == 2,
                describe="two sent entries")  # fmt: skip
     assert client.post(f"/api/v1/alert_groups/{group_id}/acknowledge").status_code == 200
     clock.advance(301)  # the wait is over: the email step finds the group acknowledged
-    eventually(lambda: "stopped notifying bob: alert group was acknowledged" in escalation_actions(client, group_id),
+    eventually(lambda: "stopped notifying bob: alert group was acknowledged" in actions(client, group_id),
                describe="the stop")  # fmt: skip
     assert mailbox.messages == []
 
@@ -134,18 +134,18 @@ def test_a_transient_failure_is_tried_again_and_a_permanent_one_is_not(
     receiver.status = 503
     group_id = fire(client, paging(client, make_integration, carol), "flaky")
     eventually(lambda: any(a.startswith("failed to notify carol by webhook: HTTP 503")
-                           for a in escalation_actions(client, group_id)), describe="the failure")  # fmt: skip
+                           for a in actions(client, group_id)), describe="the failure")  # fmt: skip
     receiver.status = 200
     clock.advance(6)  # the backoff before the second attempt
-    eventually(lambda: "sent webhook to carol" in " ".join(escalation_actions(client, group_id)), describe="a retry")
+    eventually(lambda: "sent webhook to carol" in " ".join(actions(client, group_id)), describe="a retry")
     assert len(receiver.requests) == 2
 
     other = fire(client, paging(client, make_integration, dave), "no address")
-    eventually(lambda: "failed to notify dave by SMS: dave has no sms address" in escalation_actions(client, other),
+    eventually(lambda: "failed to notify dave by SMS: dave has no sms address" in actions(client, other),
                describe="the permanent failure")  # fmt: skip
     clock.advance(600)
     time.sleep(2)
-    assert [a for a in escalation_actions(client, other) if a.startswith("failed")] == [
+    assert [a for a in actions(client, other) if a.startswith("failed")] == [
         "failed to notify dave by SMS: dave has no sms address"
     ]
 
@@ -165,7 +165,7 @@ def test_an_attempt_queued_twice_is_sent_once_and_a_lost_one_is_sent_when_checke
     assert runtime.deliverer.deliver(attempt_id) is None  # queued again: nothing more is sent
     time.sleep(0.5)
     assert len(mailbox.messages) == 1
-    assert escalation_actions(client, group_id).count("sent email to erin (erin@example.org)") == 1
+    assert actions(client, group_id).count("sent email to erin (erin@example.org)") == 1
 
 
 class LosingQueue:
