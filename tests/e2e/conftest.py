@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -335,3 +336,83 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     folder = config.stash.get(_SCREENSHOTS, None)
     if folder is not None:
         terminalreporter.write_line(f"dashboard screenshots: {folder}")
+
+
+# --- the production processes of the Procfile, each its own OS process ----------------------------
+
+
+def wait_healthy(base_url: str, timeout: float = STARTUP_TIMEOUT) -> None:
+    """Wait until `GET /health` answers 200 (the web process is up and no follower is stuck)."""
+
+    def healthy() -> bool:
+        try:
+            return http("GET", base_url + "/health", timeout=2)[0] == 200
+        except OSError:
+            return False
+
+    wait_until(healthy, timeout, lambda: f"{base_url} never answered GET /health with 200")
+
+
+class ProductionProcesses:
+    """`tocsin <command>` processes (`web`, `ingest`, `project`, `ticker`, `escalate`), each in a
+    session of its own as honcho and systemd start them. A command's output goes to one log,
+    kept across restarts and attached to the report of a failing test."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path, request: pytest.FixtureRequest):
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        # One small gunicorn worker: enough for a test, and quick to start again.
+        self.env = {**env, "TOCSIN_PORT": str(self.port), "TOCSIN_WEB_WORKERS": "1", "TOCSIN_WEB_THREADS": "4"}
+        self.log_dir = log_dir
+        self.request = request
+        self.running: dict[str, subprocess.Popen] = {}
+
+    def start(self, command: str) -> subprocess.Popen:
+        log = self.log_dir / f"tocsin-{command}.log"
+        register_log(self.request, f"tocsin {command}", log)
+        with open(log, "ab") as out:
+            out.write(f"--- tocsin {command} started at {time.strftime('%H:%M:%S')}\n".encode())
+            out.flush()
+            process = subprocess.Popen(
+                [sys.executable, "-m", "tocsin.cli", command], cwd=REPO_ROOT, env=self.env,
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        self.running[command] = process
+        return process
+
+    def kill(self, command: str) -> None:
+        """SIGKILL the command's whole process group (gunicorn's workers, ingest's render workers
+        too), as a crash or an OOM kill would: no clean-up, no step-down."""
+        process = self.running.pop(command)
+        try:
+            os.killpg(process.pid, signal.SIGKILL)  # a session leader's pid is its group's id
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=10)
+
+    def exited(self) -> dict[str, int]:
+        """The commands that ended by themselves (not killed here), with their exit status."""
+        return {command: process.returncode for command, process in self.running.items()
+                if process.poll() is not None}
+
+    def stop_all(self) -> None:
+        for process in self.running.values():
+            stop(process)
+            try:
+                os.killpg(process.pid, signal.SIGKILL)  # what outlived its leader
+            except ProcessLookupError:
+                pass
+        self.running.clear()
+
+
+@pytest.fixture
+def production_processes(tocsin_env: dict[str, str], tmp_path: Path,
+                         request: pytest.FixtureRequest) -> Iterator[ProductionProcesses]:
+    """Start and kill production processes against the test's database; all stopped at the end."""
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir(exist_ok=True)
+    processes = ProductionProcesses(tocsin_env, log_dir, request)
+    try:
+        yield processes
+    finally:
+        processes.stop_all()
