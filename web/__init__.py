@@ -38,6 +38,9 @@ def create_app(runtime) -> Flask:
     from web.dashboard import dashboard
 
     app.register_blueprint(dashboard)  # the pages at /, for people in a browser
+    from web.action_links import action_links
+
+    app.register_blueprint(action_links)  # /a/<token>: acting on an alert group from a notification
 
     from web.health import health
 

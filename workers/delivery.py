@@ -23,6 +23,12 @@ from uuid import UUID, uuid4
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.utils import get_topic
 
+from adapters.action_links import (
+    ACTION_TITLES,
+    action_links,
+    reply_address,
+    reply_token,
+)
 from adapters.notify_channels import (
     PERMANENT,
     SendResult,
@@ -177,16 +183,20 @@ class Deliverer:
         if channel.address == "email":
             if not user.email:
                 return None, SendResult(PERMANENT, f"{user.username} has no email address")
-            email = email_message(user.email, message["title"], message["body"])
+            email = email_message(user.email, message["title"], message["body"] + message["links_text"])
+            reply_to = reply_address(self.settings, reply_token(self.settings, attempt.user_id, message["group_id"],
+                                                                self.clock()))  # fmt: skip
+            if reply_to:  # replying "ack" acknowledges (the SMTP receiver takes the reply)
+                email["Reply-To"] = reply_to
             return user.email, send_email(self.settings.smtp_url, email)
         address = user.notification_channels.get(channel.name if channel.address == "apprise" else "webhook")
         if not address:
             return None, SendResult(PERMANENT, f"{user.username} has no {channel.name} address")
         if channel.address == "webhook":
             body = {"title": message["title"], "message": message["body"], "alert_group_id": message["group_id"],
-                    "link": message["link"], "user": user.username}  # fmt: skip
+                    "link": message["link"], "user": user.username, "actions": message["links"]}  # fmt: skip
             return address["shown"], send_webhook(address["url"], body, policy=self.settings.outgoing_policy)
-        return address["shown"], send_apprise(address["url"], message["title"], message["body"],
+        return address["shown"], send_apprise(address["url"], message["title"], message["body"] + message["links_text"],
                                               body_format=message["format"], policy=self.settings.outgoing_policy)
 
     def _message(self, attempt: DeliveryAttempt, channel: str) -> dict:
@@ -201,7 +211,10 @@ class Deliverer:
             self._render_pool(), type_slug=integration.type, templates=integration.templates, payload=payload,
             channel=channel, integration_name=integration.name, link=link, fallback_title=group.title,
         )  # fmt: skip
-        return {**message, "group_id": group_id, "link": link}
+        # Signed links that act as this person (a GET asks, a POST acts): one per action.
+        links = action_links(self.settings, attempt.user_id, attempt.username, group_id, self.clock())
+        links_text = "\n\n" + "\n".join(f"{ACTION_TITLES[action]}: {url}" for action, url in links.items())
+        return {**message, "group_id": group_id, "link": link, "links": links, "links_text": links_text}
 
 
 # --- the production worker ------------------------------------------------------------------------

@@ -184,3 +184,25 @@ def _attempt_of(runtime, group_id: str) -> UUID | None:
             if public_id(PREFIX_ALERT_GROUP, attempt.group_id) == group_id:
                 return attempt.id
     return None
+
+
+def test_the_emails_acknowledge_link_acts_as_the_person_and_a_prefetch_changes_nothing(
+    client, app, runtime, make_integration, mailbox
+):
+    alice = user(client, runtime, "alice")
+    group_id = fire(client, paging(client, make_integration, alice), "Disk full on db-1")
+    eventually(lambda: mailbox.messages, describe="an email")
+    [(_, message)] = mailbox.messages
+    text = message.get_content()
+    link = next(line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("Acknowledge: "))
+    assert link.startswith("http://tocsin.test/a/")
+    assert "Silence for 30 minutes: http://tocsin.test/a/" in text
+    reply_to = message["Reply-To"]
+    assert reply_to is None or reply_to.startswith("ack+")
+    browser = app.test_client()  # no API token: the link is the credential
+    path = link.removeprefix("http://tocsin.test")
+    assert browser.get(path).status_code == 200  # a mail scanner's GET only shows the question
+    assert client.get(f"/api/v1/alert_groups/{group_id}/").get_json()["state"] == "firing"
+    assert browser.post(path).status_code == 200
+    assert client.get(f"/api/v1/alert_groups/{group_id}/").get_json()["state"] == "acknowledged"
+    assert "Acknowledged by alice" in actions(client, group_id)

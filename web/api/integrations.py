@@ -3,26 +3,45 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from datetime import datetime, timezone
-from urllib.parse import urlsplit
+from datetime import UTC, datetime
 from uuid import UUID
 
 from flask import Response, jsonify, request
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from domain.configuration import MAINTENANCE_MODES, MAX_MAINTENANCE_SECONDS, MaintenanceRefused
+from domain.configuration import (
+    MAINTENANCE_MODES,
+    MAX_MAINTENANCE_SECONDS,
+    MaintenanceRefused,
+)
 from domain.heartbeat import DEFAULT_TIMEOUT, STATUS_NOT_ARMED
 from domain.ids import PREFIX_INTEGRATION, public_id, random_token
 from domain.integrations import INTEGRATION_TYPES
 from domain.maintenance import start_maintenance as start_maintenance_of
 from domain.maintenance import stop_maintenance as stop_maintenance_of
 from projections.db import iso
-from projections.queries import integration_by_id, integration_name_taken, integrations_page
+from projections.queries import (
+    integration_by_id,
+    integration_name_taken,
+    integrations_page,
+)
 from web import runtime
-from web.api import api, bad_request, caller_name, found, page_params, paginated, requires
-from web.api.schemas import IntegrationSchema, IntegrationWriteSchema, flatten_templates, nest_templates
+from web.api import (
+    api,
+    bad_request,
+    caller_name,
+    found,
+    page_params,
+    paginated,
+    requires,
+)
+from web.api.schemas import (
+    IntegrationSchema,
+    IntegrationWriteSchema,
+    flatten_templates,
+    nest_templates,
+)
 from web.inbound import directory
 
 # Types whose alerts do not arrive at an integration URL.
@@ -41,7 +60,7 @@ def serialise(row: dict, now: str | None = None) -> dict:
         link = f"{settings.base_url}/integrations/v1/{slug}/{row['token']}/"
     inbound_email = None
     if row["type"] == "inbound_email":
-        inbound_email = f"{row['token']}@{settings.inbound_email_domain or _mail_host(settings)}"
+        inbound_email = f"{row['token']}@{settings.mail_domain}"
     return integration_schema.dump(
         {
             **row,
@@ -72,17 +91,6 @@ def _maintenance(row: dict, now: str) -> dict:
         "maintenance_started_at": row["maintenance_started_at"][:19] + "Z",
         "maintenance_end_at": end_at[:19] + "Z",
     }
-
-
-def _mail_host(settings) -> str:
-    """Where mail reaches this server when no inbound domain is set: the SMTP receiver then takes
-    any domain, so the host of the base URL names it (an IP address as an address literal)."""
-    host = urlsplit(settings.base_url).hostname or settings.host
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return host
-    return f"[IPv6:{host}]" if ":" in host else f"[{host}]"
 
 
 def _heartbeat(row: dict, link: str | None, kind) -> dict | None:
@@ -155,7 +163,7 @@ def create_from(data: dict) -> dict:
         team_id=team_id,
         description_short=data.get("description_short"),
         templates={field: source for field, source in templates.items() if source},
-        created_at=datetime.now(timezone.utc),
+        created_at=datetime.now(UTC),
     )
     rt.wait_for("config", position)
     return integration_by_id(rt.db, public_id(PREFIX_INTEGRATION, integration.id))
@@ -200,7 +208,7 @@ def reset_heartbeat(integration_id: str):
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # --- maintenance ----------------------------------------------------------------------------------
@@ -301,7 +309,7 @@ def add_to_spec(spec) -> None:
 def delete_integration(integration_id: str):
     row = _integration_or_404(integration_id)
     rt = runtime()
-    at = datetime.now(timezone.utc)
+    at = datetime.now(UTC)
     position = rt.config.delete_integration(UUID(row["uuid"]), at=at)
     rt.wait_for("config", position)
     directory.forget()

@@ -10,16 +10,24 @@ manage integrations; the server checks the role whatever the page showed.
 from __future__ import annotations
 
 import hmac
-import os
 import secrets
-import time
 from datetime import timedelta
 from functools import wraps
-from pathlib import Path
 
-from flask import Blueprint, Response, abort, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
 from adapters.expiring_cache import ExpiringCache
+from adapters.settings import secret_key
 from domain.configuration import ROLES
 from projections.queries import api_token_by_hash
 
@@ -31,40 +39,11 @@ dashboard = Blueprint(
     static_url_path="/dashboard-static",
 )
 
-SECRET_KEY_ENV = "TOCSIN_SECRET_KEY"
-SECRET_KEY_FILE = "secret_key"
 SESSION_LIFETIME = timedelta(hours=24)
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 TOKEN_CACHE_SECONDS = 5.0
 _signed_in = ExpiringCache(ttl=TOKEN_CACHE_SECONDS)
-
-
-def secret_key(settings) -> str:
-    """``TOCSIN_SECRET_KEY``, else a random key kept in the data directory (made on first use).
-
-    Every process that serves the dashboard must share it, or a session made by one is refused
-    by another: set the variable when web processes run on more than one host.
-    """
-    configured = os.environ.get(SECRET_KEY_ENV, "").strip()
-    if configured:
-        return configured
-    path = Path(settings.data_dir) / SECRET_KEY_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        # Exclusive create: of two processes starting at once, one writes and both read its key.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_urlsafe(48))
-    for _ in range(50):
-        key = path.read_text().strip()
-        if key:
-            return key
-        time.sleep(0.01)  # the other process is between create and write
-    raise RuntimeError(f"the dashboard's secret key file {path} is empty")
 
 
 @dashboard.record_once
@@ -202,4 +181,4 @@ def not_found(what: str) -> Response:
     abort(Response(render_template("dashboard/error.html", status=404, message=f"No such {what}."), status=404))
 
 
-from web.dashboard import views  # noqa: E402,F401  (registers the pages)
+from web.dashboard import views  # noqa: F401  (registers the pages)
