@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 QUEUE_NAME = "tocsin-deliveries"
 JOB_TIMEOUT_SECONDS = 30  # a send takes at most its 4 s timeout, a render 1.25 s
 EMBEDDED_WORKERS = 4
+# Each attempt's id goes with what is sent (an email header, a webhook field): a receiver that
+# sees the same id twice got one attempt twice (which the claim prevents).
+ATTEMPT_HEADER = "X-Tocsin-Attempt"
 _DISPATCHED_TOPICS = tuple(get_topic(t) for t in (DeliveryAttempt.Requested, DeliveryAttempt.Redispatched))
 
 
@@ -188,13 +191,15 @@ class Deliverer:
                                                                 self.clock()))  # fmt: skip
             if reply_to:  # replying "ack" acknowledges (the SMTP receiver takes the reply)
                 email["Reply-To"] = reply_to
+            email[ATTEMPT_HEADER] = str(attempt.id)  # the receiver's idempotency key
             return user.email, send_email(self.settings.smtp_url, email)
         address = user.notification_channels.get(channel.name if channel.address == "apprise" else "webhook")
         if not address:
             return None, SendResult(PERMANENT, f"{user.username} has no {channel.name} address")
         if channel.address == "webhook":
             body = {"title": message["title"], "message": message["body"], "alert_group_id": message["group_id"],
-                    "link": message["link"], "user": user.username, "actions": message["links"]}  # fmt: skip
+                    "link": message["link"], "user": user.username, "actions": message["links"],
+                    "attempt_id": str(attempt.id)}  # fmt: skip
             return address["shown"], send_webhook(address["url"], body, policy=self.settings.outgoing_policy)
         return address["shown"], send_apprise(address["url"], message["title"], message["body"] + message["links_text"],
                                               body_format=message["format"], policy=self.settings.outgoing_policy)

@@ -95,6 +95,7 @@ def test_an_email_by_the_fallback_rule_reaches_the_smtp_server_and_the_timeline_
     eventually(lambda: mailbox.messages, describe="an email")
     [(envelope, message)] = mailbox.messages
     assert envelope.rcpt_tos == ["alice@example.org"] and message["Subject"] == "Disk full on db-1"
+    assert len(message["X-Tocsin-Attempt"]) == 36  # the attempt's id: the receiver's idempotency key
     eventually(lambda: "sent email to alice (alice@example.org)" in actions(client, group_id),
                describe="the timeline entry")  # fmt: skip
     entry = next(e for e in client.get(f"/api/v1/alert_groups/{group_id}/timeline/").get_json()["results"]
@@ -117,6 +118,8 @@ def test_rules_in_order_webhook_then_apprise_and_a_wait_stopped_by_acknowledge(
     hook = next(r for r in receiver.requests if r["path"] == "/bob-hook")
     body = json.loads(hook["body"])
     assert body["title"] == "CPU hot" and body["user"] == "bob" and body["alert_group_id"] == group_id
+    assert len(body["attempt_id"]) == 36 and set(body["actions"]) == {"acknowledge", "resolve", "silence",
+                                                                      "unacknowledge"}  # fmt: skip
     eventually(lambda: sum(a.startswith("sent ") for a in actions(client, group_id)) == 2,
                describe="two sent entries")  # fmt: skip
     assert client.post(f"/api/v1/alert_groups/{group_id}/acknowledge").status_code == 200
