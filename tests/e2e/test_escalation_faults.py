@@ -9,8 +9,10 @@ every step of each of its six passes exactly once and in order (alice and bob no
 each, five repeats, finished once), no step ran before its wait was over, and the group
 acknowledged midway ran nothing after its acknowledgement.
 
-Escalation keeps nothing in Redis (only the web's rate-limit counters are there, and these
-processes count in memory), so there is no Redis to flush.
+Escalation keeps nothing in Redis: its progress and its deadlines are events and read models.
+Redis holds only the web's rate-limit counters and, when `tocsin worker` sends notifications,
+their delivery queue; these processes run without it (they count in memory and `tocsin
+escalate` delivers itself), so there is no Redis to flush.
 
 The seed is printed (run with `-s` to see the schedule); `TOCSIN_FAULTS_SEED=<seed>` replays the
 same kill moments.
