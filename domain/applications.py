@@ -36,6 +36,7 @@ from domain.inbox import HeartbeatPing, ReceivedAlert
 from domain.notification_rules import NotificationRuleCommands
 from domain.schedules.commands import ScheduleCommands
 from domain.users import CLAIM_TEAM_NAME, NameClaim, Team, User, claim_names
+from domain.webhooks import WebhookCommands
 
 CONFLICT_RETRY = {"max_attempts": 20, "wait": 0.005, "stall": 0.0}
 
@@ -232,7 +233,7 @@ class Alerting(ProcessingApplication):
         return recordings[-1].notification.id if recordings else None
 
 
-class Configuration(RoutingCommands, ScheduleCommands, NotificationRuleCommands, NotifyingApplication):
+class Configuration(RoutingCommands, ScheduleCommands, NotificationRuleCommands, WebhookCommands, NotifyingApplication):
     name = "config"
 
     @retry(IntegrityError, **CONFLICT_RETRY)

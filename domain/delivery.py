@@ -44,6 +44,8 @@ WAITING, DONE, STOPPED = "waiting", "done", "stopped"
 
 NOTIFY_BY = "notify_by_"
 UNKNOWN_OUTCOME = "the outcome is unknown: the delivery stopped before it was recorded"
+SKIPPED = "skipped"  # an outcome: nothing was to be sent (a webhook's trigger template said no)
+NOT_TRIGGERED = "its trigger template did not fire"
 
 
 class RulesContext(Protocol):
@@ -101,9 +103,12 @@ class DeliveryAttempt(Aggregate):
     """One try at one channel for one person; see the module docstring."""
 
     @event("Requested")
-    def __init__(self, notification_id: UUID, index: int, group_id: UUID, user_id: UUID, username: str,
-                 channel: str, number: int, notify_anyway: bool, due_at: datetime, check_at: datetime):  # fmt: skip
+    def __init__(self, notification_id: UUID, index: int, group_id: UUID, user_id: UUID | None, username: str,
+                 channel: str, number: int, notify_anyway: bool, due_at: datetime, check_at: datetime,
+                 webhook: dict | None = None):  # fmt: skip
         self.notification_id = notification_id
+        # An outgoing webhook's attempt ({"id", "name", "trigger", "event_at"}) has no person.
+        self.webhook = webhook
         self.index = index  # the step of the person's rules
         self.group_id = group_id
         self.user_id = user_id
@@ -139,41 +144,45 @@ class DeliveryAttempt(Aggregate):
     # The outcomes carry what the timeline says (whose notification, by which channel).
 
     @event("Sent")
-    def _sent(self, group_id: UUID, username: str, channel: str, number: int, address: str, at: datetime) -> None:
+    def _sent(self, group_id: UUID, username: str, channel: str, number: int, address: str, at: datetime,
+              webhook: dict | None = None) -> None:  # fmt: skip
         self.state = SENT
         self.fence += 1
 
     def sent(self, address: str, at: datetime) -> None:
         self._sent(group_id=self.group_id, username=self.username, channel=self.channel, number=self.number,
-                   address=address, at=at)  # fmt: skip
+                   address=address, at=at, webhook=self.webhook)  # fmt: skip
 
     @event("Failed")
     def _failed(self, group_id: UUID, username: str, channel: str, number: int, address: str | None, reason: str,
-                permanent: bool, at: datetime) -> None:  # fmt: skip
+                permanent: bool, at: datetime, webhook: dict | None = None) -> None:  # fmt: skip
         self.state = FAILED
         self.fence += 1
 
     def failed(self, address: str | None, reason: str, permanent: bool, at: datetime) -> None:
         self._failed(group_id=self.group_id, username=self.username, channel=self.channel, number=self.number,
-                     address=address, reason=reason, permanent=permanent, at=at)  # fmt: skip
+                     address=address, reason=reason, permanent=permanent, at=at, webhook=self.webhook)  # fmt: skip
 
     @event("Cancelled")
-    def _cancelled(self, group_id: UUID, username: str, channel: str, reason: str, at: datetime) -> None:
+    def _cancelled(self, group_id: UUID, username: str, channel: str, reason: str, at: datetime,
+                   webhook: dict | None = None) -> None:  # fmt: skip
         self.state = CANCELLED
         self.fence += 1
 
     def cancel(self, reason: str, at: datetime) -> None:
-        self._cancelled(group_id=self.group_id, username=self.username, channel=self.channel, reason=reason, at=at)
+        self._cancelled(group_id=self.group_id, username=self.username, channel=self.channel, reason=reason, at=at,
+                        webhook=self.webhook)  # fmt: skip
 
 
-def request_attempt(uow: UnitOfWork, notification_id: UUID, index: int, number: int, group_id: UUID, user_id: UUID,
-                    username: str, channel: str, notify_anyway: bool, due_at: datetime, now: datetime) -> DeliveryAttempt:  # fmt: skip
+def request_attempt(uow: UnitOfWork, notification_id: UUID, index: int, number: int, group_id: UUID,
+                    user_id: UUID | None, username: str, channel: str, notify_anyway: bool, due_at: datetime,
+                    now: datetime, webhook: dict | None = None) -> DeliveryAttempt:  # fmt: skip
     """A new attempt, due at ``due_at``; checked when due (later) or ``NOT_STARTED_CHECK`` after."""
     check_at = due_at if due_at > now else now + NOT_STARTED_CHECK
     attempt = DeliveryAttempt._create(  # the library's way to create with a chosen id
         DeliveryAttempt.Requested, id=DeliveryAttempt.create_id(notification_id, index, number),
         notification_id=notification_id, index=index, group_id=group_id, user_id=user_id, username=username, channel=channel,
-        number=number, notify_anyway=notify_anyway, due_at=due_at, check_at=check_at,
+        number=number, notify_anyway=notify_anyway, due_at=due_at, check_at=check_at, webhook=webhook,
     )  # fmt: skip
     uow.add(attempt)
     return attempt
@@ -280,7 +289,7 @@ def start_delivery(uow: UnitOfWork, command: StartDelivery, context: object = No
         return  # started by another worker, finished or cancelled (an attempt due later is
         # dispatched only when due: by its check deadline, see ``workers.delivery.Dispatcher``)
     group = uow.get(attempt.group_id)
-    reason = None if group is None else stop_reason(group)
+    reason = None if group is None or attempt.webhook is not None else stop_reason(group)
     if group is None or (reason is not None and not (attempt.notify_anyway and reason != "resolved")):
         attempt.cancel(reason=f"alert group was {reason or 'deleted'}", at=command.at)
         return
@@ -292,7 +301,7 @@ class RecordDelivery(Command):
     attempt_id: UUID
     claim: UUID
     address: str | None  # as shown to people (masked)
-    outcome: str  # "sent", "transient" or "permanent"
+    outcome: str  # "sent", "transient", "permanent" or "skipped"
     reason: str
     at: datetime
 
@@ -305,6 +314,9 @@ def record_delivery(uow: UnitOfWork, command: RecordDelivery, context: object = 
     if command.outcome == SENT:
         attempt.sent(address=command.address or "", at=command.at)
         return
+    if command.outcome == SKIPPED:
+        attempt.cancel(reason=command.reason, at=command.at)
+        return
     permanent = command.outcome != "transient"
     attempt.failed(address=command.address, reason=command.reason, permanent=permanent, at=command.at)
     if not permanent:
@@ -316,4 +328,67 @@ def _retry(uow: UnitOfWork, attempt: DeliveryAttempt, at: datetime) -> None:
         return
     request_attempt(uow, attempt.notification_id, attempt.index, attempt.number + 1, attempt.group_id,
                     attempt.user_id, attempt.username, attempt.channel, attempt.notify_anyway,
-                    at + BACKOFF[attempt.number - 1], at)  # fmt: skip
+                    at + BACKOFF[attempt.number - 1], at, webhook=attempt.webhook)  # fmt: skip
+
+
+# --- outgoing webhooks: what fires them --------------------------------------------------------------
+
+WEBHOOK_CHANNEL = "outgoing_webhook"
+# The alert group events that fire webhooks, by OnCall's public trigger names.
+GROUP_TRIGGERS: dict[type, str] = {
+    AlertGroup.Registered: "alert group created",
+    AlertGroup.Acknowledged: "acknowledge",
+    AlertGroup.Resolved: "resolve",
+    AlertGroup.Silenced: "silence",
+    AlertGroup.Unsilenced: "unsilence",
+    AlertGroup.Unresolved: "unresolve",
+    AlertGroup.Unacknowledged: "unacknowledge",
+}
+ESCALATION_TRIGGER = "escalation"
+
+
+class WebhooksContext(Protocol):
+    def webhooks_for(self, trigger: str, integration_id: UUID | None) -> list[tuple[UUID, str]]:
+        """The (id, name) of every webhook the event fires for the integration's groups (None:
+        every webhook with the trigger, whatever its integration filter)."""
+
+    def webhook_named_by(self, public_id: str, integration_id: UUID) -> tuple[UUID, str] | None:
+        """The escalation step's webhook (by its public id), if it may fire for the integration."""
+
+
+def _request_webhook(uow: UnitOfWork, group_id: UUID, webhook_id: UUID, name: str, trigger: str, event,
+                     at: datetime) -> None:  # fmt: skip
+    # One per webhook and event, so a redone batch requests it once.
+    key = uuid5(NAMESPACE_URL, f"/webhook-requests/{webhook_id}/{event.originator_id}/{event.originator_version}")
+    if uow.get(DeliveryAttempt.create_id(key, 0, 1)) is not None:
+        return
+    request_attempt(uow, key, 0, 1, group_id, None, "", WEBHOOK_CHANNEL, True, at, at,
+                    webhook={"id": webhook_id, "name": name, "trigger": trigger, "event_at": at})  # fmt: skip
+
+
+@ESCALATION.policy(*GROUP_TRIGGERS)
+def fire_group_webhooks(uow: UnitOfWork, event, context: WebhooksContext) -> None:
+    trigger = GROUP_TRIGGERS[type(event)]
+    if trigger == "unsilence" and getattr(event, "reason", "") not in ("Unsilence button", "auto unsilence"):
+        return  # the unsilence that comes with an acknowledge or a resolve: that one fires
+    at = event.started_at if isinstance(event, AlertGroup.Registered) else event.at
+    integration_id = getattr(event, "integration_id", None)
+    if integration_id is None:
+        if not context.webhooks_for(trigger, None):
+            return  # no webhook at all has this trigger: the group need not be read
+        group = uow.get(event.originator_id)
+        integration_id = group.integration_id if isinstance(group, AlertGroup) else None
+    for webhook_id, name in context.webhooks_for(trigger, integration_id):
+        _request_webhook(uow, event.originator_id, webhook_id, name, trigger, event, at)
+
+
+@ESCALATION.policy(Escalation.StepTriggered)
+def fire_escalation_webhook(uow: UnitOfWork, event: Escalation.StepTriggered, context: WebhooksContext) -> None:
+    if event.step.get("type") != "trigger_webhook":
+        return
+    group = uow.get(event.group_id)
+    if not isinstance(group, AlertGroup):
+        return
+    found = context.webhook_named_by(event.details.get("webhook_id") or "", group.integration_id)
+    if found is not None:
+        _request_webhook(uow, event.group_id, found[0], found[1], ESCALATION_TRIGGER, event, event.at)

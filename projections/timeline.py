@@ -21,6 +21,11 @@ from domain.ids import (
     public_id,
 )
 from domain.paging import Escalation
+from domain.webhooks import (
+    PREFIX_WEBHOOK,
+    TRIGGER_CUSTOM_WEBHOOK_ERROR,
+    timeline_action,
+)
 from projections import escalation_texts
 from projections.db import Cursor, iso
 from projections.runner import Projection
@@ -29,6 +34,7 @@ from projections.runner import Projection
 TYPE_ACK = 0
 TYPE_UN_ACK = 1
 TYPE_ESCALATION_TRIGGERED = 5
+TYPE_CUSTOM_WEBHOOK_TRIGGERED = 10
 TYPE_SILENCE = 7
 TYPE_RESOLVED = 13
 TYPE_UN_RESOLVED = 14
@@ -62,6 +68,7 @@ TYPE_NAMES = {
     TYPE_TEMPLATE_ERRORS: "Template errors",
     TYPE_ALERTS_NOT_TAKEN: "Alerts not taken",
     TYPE_ESCALATION_TRIGGERED: "Escalation triggered",
+    TYPE_CUSTOM_WEBHOOK_TRIGGERED: "Custom webhook triggered",
     TYPE_ESCALATION_FINISHED: "Escalation finished",
     TYPE_ESCALATION_FAILED: "Escalation failed",
     TYPE_DIRECT_PAGING: "Trigger direct paging escalation",
@@ -215,12 +222,25 @@ class TimelineView(Projection):
 
     @entries.register
     def _(self, e: DeliveryAttempt.Sent, position: int) -> list[tuple]:
+        webhook = getattr(e, "webhook", None)
+        if webhook is not None:
+            text = timeline_action(webhook["name"], webhook["trigger"])
+            details = {"webhook_id": public_id(PREFIX_WEBHOOK, webhook["id"]), "webhook_name": webhook["name"],
+                       "trigger": webhook["trigger"], "url": e.address, "attempt": e.number}  # fmt: skip
+            return [_group_entry(e.group_id, position, TYPE_CUSTOM_WEBHOOK_TRIGGERED, text, None, e.at, details)]
         text = f"sent {escalation_texts.channel_name(e.channel)} to {e.username} ({e.address})"
         details = {"channel": e.channel, "attempt": e.number, "address": e.address, "user": e.username}
         return [_group_entry(e.group_id, position, TYPE_NOTIFICATION_SENT, text, None, e.at, details)]
 
     @entries.register
     def _(self, e: DeliveryAttempt.Failed, position: int) -> list[tuple]:
+        webhook = getattr(e, "webhook", None)
+        if webhook is not None:
+            text = timeline_action(webhook["name"], webhook["trigger"], error=e.reason)
+            details = {"webhook_id": public_id(PREFIX_WEBHOOK, webhook["id"]), "webhook_name": webhook["name"],
+                       "trigger": webhook["trigger"], "url": e.address, "attempt": e.number, "reason": e.reason,
+                       "escalation_error_code": TRIGGER_CUSTOM_WEBHOOK_ERROR}  # fmt: skip
+            return [_group_entry(e.group_id, position, TYPE_ESCALATION_FAILED, text, None, e.at, details)]
         again = "" if e.permanent else " (will try again)" if e.number < MAX_ATTEMPTS else " (no attempt left)"
         text = f"failed to notify {e.username} by {escalation_texts.channel_name(e.channel)}: {e.reason}{again}"
         details = {"channel": e.channel, "attempt": e.number, "address": e.address, "user": e.username,
@@ -229,6 +249,8 @@ class TimelineView(Projection):
 
     @entries.register
     def _(self, e: DeliveryAttempt.Cancelled, position: int) -> list[tuple]:
+        if getattr(e, "webhook", None) is not None:
+            return []  # a webhook whose trigger template said no: OnCall shows nothing either
         text = f"did not notify {e.username} by {escalation_texts.channel_name(e.channel)}: {e.reason}"
         details = {"channel": e.channel, "user": e.username, "reason": e.reason}
         return [_group_entry(e.group_id, position, TYPE_NOTIFICATION_STOPPED, text, None, e.at, details)]

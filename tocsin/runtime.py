@@ -31,6 +31,7 @@ from projections.runner import ProjectionRunner, wait_for_position
 from projections.schedules import SchedulesView, refresh_calendars_forever
 from projections.timeline import TimelineView
 from projections.users import UsersView
+from projections.webhooks import WebhooksView
 from workers.delivery import (
     Deliverer,
     DeliveryQueue,
@@ -79,7 +80,7 @@ class Runtime:
                 self.config,
                 # Chains before routes: routes show only live chains.
                 [IntegrationsView(), ApiTokensView(), UsersView(), SchedulesView(), EscalationChainsView(), RoutesView(),
-                 MaintenanceDeadlinesView(), NotificationRulesView()],
+                 MaintenanceDeadlinesView(), NotificationRulesView(), WebhooksView()],
             ),
         }
         # Templates render in worker processes with hard limits, started on first use: ingest's
@@ -93,7 +94,7 @@ class Runtime:
         self.ticker = Ticker(self.db, self.alerting, self.ingest)
         self.ticker.contexts[RunEscalationStep.kind] = self.escalation
         # Notifications: attempts are sent by a deliverer, here (embedded) or in `tocsin worker`.
-        self.deliverer = Deliverer(self.alerting, self.config, settings, lambda: self.render_pool)
+        self.deliverer = Deliverer(self.alerting, self.config, self.db, settings, lambda: self.render_pool)
         self._delivery_queue: DeliveryQueue | None = None
         self.dispatcher: Dispatcher | None = None
         # In-process wake-ups (the embedded mode, and a production process's own writes).

@@ -41,11 +41,23 @@ from adapters.notify_channels import (
 from adapters.render_pool import RenderPool
 from adapters.settings import Settings
 from adapters.waker import Waker, follow
+from adapters.webhook_sender import attempt_webhook, bounded_renderer
 from domain.alert_group import AlertGroup
 from domain.applications import Alerting, Configuration
-from domain.delivery import STARTED, DeliveryAttempt, RecordDelivery, StartDelivery
-from domain.ids import PREFIX_ALERT_GROUP, public_id
+from domain.delivery import (
+    NOT_TRIGGERED,
+    SKIPPED,
+    STARTED,
+    DeliveryAttempt,
+    RecordDelivery,
+    StartDelivery,
+)
+from domain.ids import PREFIX_ALERT_GROUP, PREFIX_INTEGRATION, PREFIX_ROUTE, public_id
 from domain.notification_rules import CHANNELS
+from domain.webhooks import webhook_context
+from projections.db import Database, iso
+from projections.queries import alert_group
+from projections.webhooks import latest_responses
 
 log = logging.getLogger(__name__)
 
@@ -150,10 +162,11 @@ class Dispatcher:
 class Deliverer:
     """Sends one attempt: claim it, render the message, send it, record the outcome."""
 
-    def __init__(self, alerting: Alerting, config: Configuration, settings: Settings, render_pool: Callable[[], RenderPool],
-                 clock: Callable[[], datetime] = utcnow):  # fmt: skip
+    def __init__(self, alerting: Alerting, config: Configuration, db: Database, settings: Settings,
+                 render_pool: Callable[[], RenderPool], clock: Callable[[], datetime] = utcnow):  # fmt: skip
         self.alerting = alerting
         self.config = config
+        self.db = db
         self.settings = settings
         self._render_pool = render_pool
         self.clock = clock
@@ -175,6 +188,8 @@ class Deliverer:
         return result.outcome
 
     def _send(self, attempt: DeliveryAttempt) -> tuple[str | None, SendResult]:
+        if attempt.webhook is not None:
+            return self._send_webhook(attempt)
         channel = CHANNELS.get(attempt.channel)
         if channel is None:
             return None, SendResult(PERMANENT, f"unknown channel {attempt.channel}")
@@ -203,6 +218,46 @@ class Deliverer:
             return address["shown"], send_webhook(address["url"], body, policy=self.settings.outgoing_policy)
         return address["shown"], send_apprise(address["url"], message["title"], message["body"] + message["links_text"],
                                               body_format=message["format"], policy=self.settings.outgoing_policy)
+
+    def _send_webhook(self, attempt: DeliveryAttempt) -> tuple[str | None, SendResult]:
+        """Render the webhook for its event, send it, and keep the response for its API."""
+        webhook_id = attempt.webhook["id"]
+        try:
+            webhook = self.config.webhook_settings(webhook_id)
+        except AggregateNotFoundError:
+            return None, SendResult(PERMANENT, "the webhook was deleted")
+        group: AlertGroup = self.alerting.repository.get(attempt.group_id)
+        integration = self.config.get_integration(group.integration_id)
+        group_id = public_id(PREFIX_ALERT_GROUP, group.id)
+        row = alert_group(self.db, group_id) or {}
+        shown_group = {
+            "id": group_id, "integration_id": public_id(PREFIX_INTEGRATION, group.integration_id),
+            "route_id": public_id(PREFIX_ROUTE, group.route_id), "alerts_count": group.alerts_count,
+            "state": group.state.value, "title": group.title, "created_at": iso(group.started_at),
+            **{name: row.get(name) for name in ("acknowledged_at", "resolved_at", "silenced_at", "silenced_until")},
+            "permalinks": {"web": f"{self.settings.base_url}/alert-groups/{group_id}"},
+        }  # fmt: skip
+        payload = ""
+        if group.last_alert_id is not None:
+            payload = json.loads(self.alerting.repository.get(group.last_alert_id).payload_json)
+        trigger = attempt.webhook["trigger"]
+        context = webhook_context(
+            trigger, alert_group=shown_group, alert_payload=payload, at=attempt.webhook["event_at"],
+            integration={"id": shown_group["integration_id"], "type": integration.type, "name": integration.name,
+                         "team": None},
+            webhook={"id": webhook.public_id, "name": webhook.name},
+            responses=latest_responses(self.db, group_id, webhook.public_id),
+        )  # fmt: skip
+        result = attempt_webhook(
+            webhook, context, trigger_type=trigger, policy=self.settings.outgoing_policy,
+            render=bounded_renderer(self._render_pool()), self_url=self.settings.base_url, at=self.clock(),
+        )  # fmt: skip
+        if result.record is None:  # its trigger template said no: nothing sent, nothing to show
+            return None, SendResult(SKIPPED, NOT_TRIGGERED)
+        self.config.record_webhook_response(webhook_id, attempt.id, result.record)
+        if result.outcome is None:  # a template or the URL failed: trying again would fail again
+            return result.rendered.url, SendResult(PERMANENT, result.rendered.error)
+        return result.rendered.url, SendResult(result.outcome.outcome, result.outcome.reason)
 
     def _message(self, attempt: DeliveryAttempt, channel: str) -> dict:
         group: AlertGroup = self.alerting.repository.get(attempt.group_id)

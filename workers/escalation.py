@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from uuid import UUID
 
@@ -26,8 +27,10 @@ from domain.escalation import EscalationChain
 from domain.notification_rules import rules_for
 from domain.paging import ESCALATION, ChainSnapshot, Person
 from domain.schedules import on_call_at
+from domain.webhooks import WebhookSettings, filter_allows, webhooks_for
 from projections.db import Database
 from projections.schedules import ON_CALL_ROLES, directory, engine_schedule
+from projections.webhooks import webhooks_to_match
 
 PROCESS_NAME = "escalation"
 ALERTS_PAGE = 500
@@ -50,6 +53,7 @@ class EscalationProcess(TrackedProcess):
         self.db = db
         self._integrations: dict[UUID, Integration | None] = {}
         self._chains: dict[UUID, EscalationChain | None] = {}
+        self._webhooks: list[WebhookSettings] | None = None
         self._config_position: int | None = None
 
     def before_batch(self) -> None:
@@ -58,6 +62,7 @@ class EscalationProcess(TrackedProcess):
         if position != self._config_position:
             self._integrations.clear()
             self._chains.clear()
+            self._webhooks = None
             self._config_position = position
 
     def _cached(self, cache: dict, aggregate_id: UUID):
@@ -125,6 +130,27 @@ class EscalationProcess(TrackedProcess):
         marks = ", ".join(["%s"] * len(public_ids))
         rows = self.db.query(f"SELECT uuid FROM users WHERE id IN ({marks})", public_ids)
         return row["name"], self.people([UUID(r["uuid"]) for r in rows])
+
+    # --- WebhooksContext ---------------------------------------------------------------------
+
+    def _live_webhooks(self) -> list[WebhookSettings]:
+        if self._webhooks is None:  # read again when the configuration log moves on
+            self._webhooks = webhooks_to_match(self.db)
+        return self._webhooks
+
+    def webhooks_for(self, trigger: str, integration_id: UUID | None) -> list[tuple[UUID, str]]:
+        webhooks = self._live_webhooks()
+        if integration_id is None:
+            fired = [w for w in webhooks_for(trigger, None, [replace(w, integration_filter=()) for w in webhooks])]
+        else:
+            fired = webhooks_for(trigger, integration_id, webhooks)
+        return [(webhook.id, webhook.name) for webhook in fired]
+
+    def webhook_named_by(self, public_id: str, integration_id: UUID) -> tuple[UUID, str] | None:
+        for webhook in self._live_webhooks():
+            if webhook.public_id == public_id and webhook.is_webhook_enabled and filter_allows(webhook, integration_id):
+                return webhook.id, webhook.name
+        return None
 
     def notification_steps(self, user_id: UUID, important: bool) -> list[dict]:
         return [step.as_dict() for step in rules_for(self.config.notification_rules(user_id), important)]

@@ -209,3 +209,35 @@ def test_the_emails_acknowledge_link_acts_as_the_person_and_a_prefetch_changes_n
     assert browser.post(path).status_code == 200
     assert client.get(f"/api/v1/alert_groups/{group_id}/").get_json()["state"] == "acknowledged"
     assert "Acknowledged by alice" in actions(client, group_id)
+
+
+def test_outgoing_webhooks_fire_on_their_events_and_from_an_escalation_step(
+    client, runtime, make_integration, receiver, clock
+):
+    from tests.integration.test_webhooks_api import make_webhook
+
+    on_ack = make_webhook(client, name="Ack hook", trigger_type="acknowledge", url=receiver.url("/ack"),
+                          forward_whole_payload=True)  # fmt: skip
+    stepped = make_webhook(client, name="Step hook", trigger_type="escalation", url=receiver.url("/step"),
+                           forward_whole_payload=False, data='{"group": "{{ alert_group.id }}"}')  # fmt: skip
+    make_webhook(client, name="Never", trigger_type="acknowledge", url=receiver.url("/never"),
+                 trigger_template="{{ false }}")  # fmt: skip
+    chain = chain_with(client, "Hooks", {"type": "trigger_webhook", "action_to_trigger": stepped["id"]})
+    group_id = fire(client, routed_integration(client, make_integration, chain), "Hooked")
+
+    eventually(lambda: [r["path"] for r in receiver.requests] == ["/step"], describe="the step's webhook")
+    assert json.loads(receiver.requests[0]["body"]) == {"group": group_id}
+    assert client.post(f"/api/v1/alert_groups/{group_id}/acknowledge").status_code == 200
+    eventually(lambda: len(receiver.requests) == 2, describe="the acknowledge webhook")
+    sent = json.loads(receiver.requests[1]["body"])
+    assert receiver.requests[1]["path"] == "/ack"
+    assert sent["event"]["type"] == "acknowledge" and sent["alert_group"]["id"] == group_id
+    assert sent["alert_group"]["state"] == "acknowledged" and sent["webhook"]["name"] == "Ack hook"
+    eventually(lambda: {"outgoing webhook `Step hook` triggered by escalation",
+                        "outgoing webhook `Ack hook` triggered by acknowledge"} <= set(actions(client, group_id)),
+               describe="both on the timeline")  # fmt: skip
+    assert not any("Never" in action for action in actions(client, group_id))
+    responses = client.get(f"/api/v1/webhooks/{on_ack['id']}/responses").get_json()["results"]
+    assert [(r["status_code"], r["event_data"] is not None) for r in responses] == [(200, True)]
+    time.sleep(1)
+    assert [r["path"] for r in receiver.requests] == ["/step", "/ack"]  # each once

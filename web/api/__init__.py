@@ -153,7 +153,8 @@ def found(lookup: Callable[[Database, str], dict | None], public_id: str) -> dic
     return row
 
 
-from web.api import (  # noqa: F401  (registers routes)  # noqa: E402,F401  (registers routes)  # noqa: E402,F401  (registers routes)  # noqa: E402,F401  (registers routes)  # noqa: E402,F401  (registers routes)
+# Imported for their routes (each module registers its own on ``api``).
+from web.api import (  # noqa: F401
     alert_groups,
     alerts,
     direct_paging,
@@ -168,4 +169,5 @@ from web.api import (  # noqa: F401  (registers routes)  # noqa: E402,F401  (reg
     teams,
     template_preview,
     users,
+    webhooks,
 )

@@ -8,7 +8,14 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import jsonify
 
-from web.api import api, integrations, on_call_shifts, personal_notification_rules, schedules
+from web.api import (
+    api,
+    integrations,
+    on_call_shifts,
+    personal_notification_rules,
+    schedules,
+    webhooks,
+)
 from web.api.schemas import (
     AlertGroupPageSchema,
     AlertGroupSchema,
@@ -288,6 +295,7 @@ def build_spec() -> dict:
     personal_notification_rules.add_to_spec(spec)
     schedules.add_to_spec(spec)  # schedules, final shifts, the iCal feeds
     on_call_shifts.add_to_spec(spec)
+    webhooks.add_to_spec(spec)
     return _with_common_errors(spec.to_dict())
 
 
