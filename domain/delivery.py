@@ -345,6 +345,7 @@ GROUP_TRIGGERS: dict[type, str] = {
     AlertGroup.Unacknowledged: "unacknowledge",
 }
 ESCALATION_TRIGGER = "escalation"
+PERSONAL_NOTIFICATION_TRIGGER = "personal notification"
 
 
 class WebhooksContext(Protocol):
@@ -357,13 +358,13 @@ class WebhooksContext(Protocol):
 
 
 def _request_webhook(uow: UnitOfWork, group_id: UUID, webhook_id: UUID, name: str, trigger: str, event,
-                     at: datetime) -> None:  # fmt: skip
+                     at: datetime, user: dict | None = None) -> None:  # fmt: skip
     # One per webhook and event, so a redone batch requests it once.
     key = uuid5(NAMESPACE_URL, f"/webhook-requests/{webhook_id}/{event.originator_id}/{event.originator_version}")
     if uow.get(DeliveryAttempt.create_id(key, 0, 1)) is not None:
         return
     request_attempt(uow, key, 0, 1, group_id, None, "", WEBHOOK_CHANNEL, True, at, at,
-                    webhook={"id": webhook_id, "name": name, "trigger": trigger, "event_at": at})  # fmt: skip
+                    webhook={"id": webhook_id, "name": name, "trigger": trigger, "event_at": at, "user": user})  # fmt: skip
 
 
 @ESCALATION.policy(*GROUP_TRIGGERS)
@@ -392,3 +393,16 @@ def fire_escalation_webhook(uow: UnitOfWork, event: Escalation.StepTriggered, co
     found = context.webhook_named_by(event.details.get("webhook_id") or "", group.integration_id)
     if found is not None:
         _request_webhook(uow, event.group_id, found[0], found[1], ESCALATION_TRIGGER, event, event.at)
+
+
+@ESCALATION.policy(PersonalNotification.Created)
+def fire_personal_notification_webhooks(uow: UnitOfWork, event: PersonalNotification.Created,
+                                        context: WebhooksContext) -> None:  # fmt: skip
+    if not context.webhooks_for(PERSONAL_NOTIFICATION_TRIGGER, None):
+        return
+    group = uow.get(event.group_id)
+    if not isinstance(group, AlertGroup):
+        return
+    user = {"id": event.user_id, "username": event.username}
+    for webhook_id, name in context.webhooks_for(PERSONAL_NOTIFICATION_TRIGGER, group.integration_id):
+        _request_webhook(uow, event.group_id, webhook_id, name, PERSONAL_NOTIFICATION_TRIGGER, event, event.at, user)

@@ -52,9 +52,15 @@ from domain.delivery import (
     RecordDelivery,
     StartDelivery,
 )
-from domain.ids import PREFIX_ALERT_GROUP, PREFIX_INTEGRATION, PREFIX_ROUTE, public_id
+from domain.ids import (
+    PREFIX_ALERT_GROUP,
+    PREFIX_INTEGRATION,
+    PREFIX_ROUTE,
+    PREFIX_USER,
+    public_id,
+)
 from domain.notification_rules import CHANNELS
-from domain.webhooks import webhook_context
+from domain.webhooks import event_user, webhook_context
 from projections.db import Database, iso
 from projections.queries import alert_group
 from projections.webhooks import latest_responses
@@ -241,12 +247,17 @@ class Deliverer:
         if group.last_alert_id is not None:
             payload = json.loads(self.alerting.repository.get(group.last_alert_id).payload_json)
         trigger = attempt.webhook["trigger"]
+        person = None
+        if attempt.webhook.get("user"):  # a personal notification's: whom it is about
+            notified = attempt.webhook["user"]
+            person = event_user(public_id(PREFIX_USER, notified["id"]), notified["username"], None)
         context = webhook_context(
             trigger, alert_group=shown_group, alert_payload=payload, at=attempt.webhook["event_at"],
             integration={"id": shown_group["integration_id"], "type": integration.type, "name": integration.name,
                          "team": None},
             webhook={"id": webhook.public_id, "name": webhook.name},
             responses=latest_responses(self.db, group_id, webhook.public_id),
+            user=person, personal_context=person, notified_users=[person] if person else (),
         )  # fmt: skip
         result = attempt_webhook(
             webhook, context, trigger_type=trigger, policy=self.settings.outgoing_policy,

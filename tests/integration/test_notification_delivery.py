@@ -222,15 +222,22 @@ def test_outgoing_webhooks_fire_on_their_events_and_from_an_escalation_step(
                            forward_whole_payload=False, data='{"group": "{{ alert_group.id }}"}')  # fmt: skip
     make_webhook(client, name="Never", trigger_type="acknowledge", url=receiver.url("/never"),
                  trigger_template="{{ false }}")  # fmt: skip
-    chain = chain_with(client, "Hooks", {"type": "trigger_webhook", "action_to_trigger": stepped["id"]})
+    make_webhook(client, name="Pager log", trigger_type="personal notification", url=receiver.url("/person"),
+                 forward_whole_payload=False, data='{"who": "{{ event.user.username }}"}')  # fmt: skip
+    frank = user(client, runtime, "frank", ("notify_by_webhook",), webhook=receiver.url("/frank"))
+    chain = chain_with(client, "Hooks", {"type": "trigger_webhook", "action_to_trigger": stepped["id"]},
+                       {"type": "notify_persons", "persons_to_notify": [frank["id"]]})  # fmt: skip
     group_id = fire(client, routed_integration(client, make_integration, chain), "Hooked")
 
-    eventually(lambda: [r["path"] for r in receiver.requests] == ["/step"], describe="the step's webhook")
-    assert json.loads(receiver.requests[0]["body"]) == {"group": group_id}
+    eventually(lambda: sorted(r["path"] for r in receiver.requests) == ["/frank", "/person", "/step"],
+               describe="the step's webhook, frank's notification and its webhook")  # fmt: skip
+    bodies = {r["path"]: json.loads(r["body"]) for r in receiver.requests}
+    assert bodies["/step"] == {"group": group_id} and bodies["/person"] == {"who": "frank"}
+    receiver.requests.clear()
     assert client.post(f"/api/v1/alert_groups/{group_id}/acknowledge").status_code == 200
-    eventually(lambda: len(receiver.requests) == 2, describe="the acknowledge webhook")
-    sent = json.loads(receiver.requests[1]["body"])
-    assert receiver.requests[1]["path"] == "/ack"
+    eventually(lambda: len(receiver.requests) == 1, describe="the acknowledge webhook")
+    sent = json.loads(receiver.requests[0]["body"])
+    assert receiver.requests[0]["path"] == "/ack"
     assert sent["event"]["type"] == "acknowledge" and sent["alert_group"]["id"] == group_id
     assert sent["alert_group"]["state"] == "acknowledged" and sent["webhook"]["name"] == "Ack hook"
     eventually(lambda: {"outgoing webhook `Step hook` triggered by escalation",
@@ -240,4 +247,4 @@ def test_outgoing_webhooks_fire_on_their_events_and_from_an_escalation_step(
     responses = client.get(f"/api/v1/webhooks/{on_ack['id']}/responses").get_json()["results"]
     assert [(r["status_code"], r["event_data"] is not None) for r in responses] == [(200, True)]
     time.sleep(1)
-    assert [r["path"] for r in receiver.requests] == ["/step", "/ack"]  # each once
+    assert [r["path"] for r in receiver.requests] == ["/ack"]  # each once
