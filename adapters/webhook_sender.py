@@ -45,6 +45,7 @@ from domain.templating import TemplateError, TemplateWarning
 from domain.webhooks import (
     PERMANENT,
     RESPONSE_LIMIT,
+    TRANSIENT,
     NotTriggered,
     Render,
     RequestFailed,
@@ -156,7 +157,7 @@ class Attempt:
 
     @property
     def retry(self) -> bool:
-        return self.outcome is not None and self.outcome.outcome == "transient"
+        return self.outcome is not None and self.outcome.outcome == TRANSIENT
 
 
 def attempt_webhook(

@@ -154,13 +154,13 @@ class WebhookResponse(Aggregate):
     attempt: a second record of the same attempt has the same id, and is not saved again."""
 
     @event("Recorded")
-    def __init__(self, attempt_id: str, webhook_id: UUID, record: dict):
+    def __init__(self, attempt_id: str | UUID, webhook_id: UUID, record: dict):
         self.attempt_id = attempt_id
         self.webhook_id = webhook_id
         self.record = record
 
     @staticmethod
-    def create_id(attempt_id: str) -> UUID:
+    def create_id(attempt_id: str | UUID) -> UUID:
         return uuid5(NAMESPACE_URL, f"/webhook-attempts/{attempt_id}")
 
 
@@ -592,6 +592,21 @@ class ResponseRecord:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
+# OnCall's timeline for an attempt that was sent or failed (a trigger template that said no adds
+# nothing): type 10 "Custom webhook triggered" (reason: the status code), or type 17 "Escalation
+# failed" with error code 17 (TRIGGER_CUSTOM_WEBHOOK_ERROR; reason: the error).
+TIMELINE_WEBHOOK_TRIGGERED = 10
+TIMELINE_ESCALATION_FAILED = 17
+TRIGGER_CUSTOM_WEBHOOK_ERROR = 17
+
+
+def timeline_action(webhook_name: str, webhook_trigger: str, error: str | None = None) -> str:
+    """OnCall's timeline text for an attempt, by the webhook's own trigger type."""
+    if error is not None:
+        return f"skipped {webhook_trigger} outgoing webhook `{webhook_name}`: {error}"
+    return f"outgoing webhook `{webhook_name}` triggered by {webhook_trigger}"
+
+
 # --- commands -----------------------------------------------------------------------------------
 
 
@@ -647,7 +662,7 @@ class WebhookCommands:
         webhook.delete(at=at)
         return self._webhook_saved(webhook, *claims)
 
-    def record_webhook_response(self, webhook_id: UUID, attempt_id: str, record: ResponseRecord) -> int | None:
+    def record_webhook_response(self, webhook_id: UUID, attempt_id: str | UUID, record: ResponseRecord) -> int | None:
         """Record what the attempt ``attempt_id`` of ``webhook_id`` gave; an attempt already
         recorded (a redelivery) records nothing and returns None. A deleted webhook's attempt is
         recorded too: it was sent."""

@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.ids import PREFIX_INTEGRATION, PREFIX_TEAM, public_id
+from domain.users import Team
 from domain.webhooks import (
     PREFIX_WEBHOOK,
     SECRETS,
@@ -73,6 +74,11 @@ class WebhooksView(Projection):
     @apply.register
     def _(self, e: Webhook.Deleted, cur: Cursor, position: int) -> None:
         cur.execute("UPDATE webhooks SET deleted = 1 WHERE uuid = %s", (str(e.originator_id),))
+
+    @apply.register
+    def _(self, e: Team.Deleted, cur: Cursor, position: int) -> None:
+        # OnCall's SET_NULL: a deleted team's webhooks belong to no team.
+        cur.execute("UPDATE webhooks SET team_id = NULL WHERE team_id = %s", (public_id(PREFIX_TEAM, e.originator_id),))
 
     @apply.register
     def _(self, e: WebhookResponse.Recorded, cur: Cursor, position: int) -> None:
@@ -173,12 +179,14 @@ def webhooks_to_match(db: Database) -> list[WebhookSettings]:
     """Every live webhook, oldest first, for ``domain.webhooks.webhooks_for``. Their secrets are
     masked: ``Configuration.webhook_settings`` gives the settings to send with."""
     webhooks = []
-    for row in db.query(f"{WEBHOOKS} WHERE w.deleted = 0 ORDER BY w.position"):
-        team = db.query_one("SELECT uuid FROM teams WHERE id = %s", (row["team_id"],)) if row["team_id"] else None
+    for row in db.query(
+        "SELECT w.*, t.uuid AS team_uuid FROM webhooks w LEFT JOIN teams t ON t.id = w.team_id"
+        " WHERE w.deleted = 0 ORDER BY w.position"
+    ):
         webhooks.append(WebhookSettings(
             id=UUID(row["uuid"]), name=row["name"], trigger_type=row["trigger_type"],
             http_method=row["http_method"], url=row["url"], is_webhook_enabled=bool(row["is_webhook_enabled"]),
-            team_id=UUID(team["uuid"]) if team else None, headers=row["headers"], data=row["data"],
+            team_id=UUID(row["team_uuid"]) if row["team_uuid"] else None, headers=row["headers"], data=row["data"],
             trigger_template=row["trigger_template"], username=row["username"], password=row["password"],
             authorization_header=row["authorization_header"], forward_all=bool(row["forward_all"]),
             integration_filter=tuple(UUID(i) for i in json.loads(row["integration_filter"])),

@@ -165,6 +165,16 @@ def test_updates_change_only_what_is_sent_and_the_mask_keeps_a_secret(client, ru
     assert client.patch(path, json={}).get_json() == shown  # nothing sent, nothing changed
 
 
+def test_a_deleted_teams_webhooks_belong_to_no_team(client):
+    team = make_team(client, "Short-lived")
+    webhook = make_webhook(client, team=team["id"])
+    assert client.delete(f"/api/v1/teams/{team['id']}/").status_code == 204
+    assert client.get(f"{WEBHOOKS}{webhook['id']}/").get_json() == {**webhook, "team": None}
+    assert [w["id"] for w in client.get(f"{WEBHOOKS}?team_id=null").get_json()["results"]] == [webhook["id"]]
+    refused = client.patch(f"{WEBHOOKS}{webhook['id']}/", json={"team": team["id"]})
+    assert (refused.status_code, refused.get_json()) == (400, {"team": [f'Invalid pk "{team["id"]}" - object does not exist.']})
+
+
 def test_delete_answers_204_then_404_and_frees_the_name(client):
     webhook = make_webhook(client, name="Gone")
     assert client.delete(f"{WEBHOOKS}{webhook['id']}/").status_code == 204

@@ -32,6 +32,7 @@ from domain.webhooks import (
     json_escaped,
     render_outcome,
     render_request,
+    timeline_action,
     webhook_context,
     webhooks_for,
 )
@@ -328,6 +329,12 @@ def test_a_response_records_what_was_sent_and_what_came_back():
     failed = render_request(hook(url="{{ }}"), context)
     record = ResponseRecord.of(failed, None, context=context, trigger_type="resolve", at=NOW)
     assert (record.url, record.status_code, record.content) == (failed.error, None, None)
+
+
+def test_the_timeline_says_what_oncall_says():
+    assert timeline_action("Jira", "escalation") == "outgoing webhook `Jira` triggered by escalation"
+    assert (timeline_action("Jira", "resolve", "URL - Malformed url")
+            == "skipped resolve outgoing webhook `Jira`: URL - Malformed url")  # fmt: skip
 
 
 def test_big_data_is_cut_in_what_is_recorded():
