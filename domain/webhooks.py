@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.application import AggregateNotFoundError
@@ -399,8 +400,6 @@ def _rendered(render: Render, source: str, context: dict, field: str) -> str:
 def _checked_url(url: str, self_url: str | None) -> str:
     """OnCall's ``parse_url`` checks that need no network: http(s) with a host, and not Tocsin
     itself. Where the address may go is the sender's check, made on each connection."""
-    from urllib.parse import urlsplit
-
     url = url.strip()
     try:
         parts = urlsplit(url)
