@@ -136,9 +136,22 @@ def close_slot_if_resolved(uow: UnitOfWork, group: AlertGroup) -> None:
             slot.close_group(group_id=group.id)
 
 
+# What else stopping a group's paging changes in the same transaction: ``domain.paging`` adds the
+# group's escalation (kept here as a list so this module needs nothing from the modules that
+# register commands in it).
+ON_PAGING_STOPPED: list[Callable[[UnitOfWork, AlertGroup, datetime], None]] = []
+
+
+def _paging_stopped(uow: UnitOfWork, group: AlertGroup, at: datetime) -> None:
+    for also in ON_PAGING_STOPPED:
+        also(uow, group, at)
+
+
 @handles(Acknowledge)
 def acknowledge(uow: UnitOfWork, command: Acknowledge, context: object = None) -> None:
-    _group(uow, command.group_id).acknowledge(by=command.by, at=command.at)
+    group = _group(uow, command.group_id)
+    group.acknowledge(by=command.by, at=command.at)
+    _paging_stopped(uow, group, command.at)
 
 
 @handles(Unacknowledge)
@@ -151,6 +164,7 @@ def resolve(uow: UnitOfWork, command: Resolve, context: object = None) -> None:
     group = _group(uow, command.group_id)
     group.resolve(by=command.by, at=command.at)
     close_slot_if_resolved(uow, group)
+    _paging_stopped(uow, group, command.at)
 
 
 @handles(Unresolve)
@@ -160,7 +174,9 @@ def unresolve(uow: UnitOfWork, command: Unresolve, context: object = None) -> No
 
 @handles(Silence)
 def silence(uow: UnitOfWork, command: Silence, context: object = None) -> None:
-    _group(uow, command.group_id).silence(by=command.by, delay=command.delay, at=command.at)
+    group = _group(uow, command.group_id)
+    group.silence(by=command.by, delay=command.delay, at=command.at)
+    _paging_stopped(uow, group, command.at)
 
 
 @handles(Unsilence)

@@ -33,6 +33,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.alert_group import SOURCE_LAST_STEP, ActionRefused, AlertGroup
 from domain.commands import (
+    ON_PAGING_STOPPED,
     Command,
     FencedCommand,
     UnitOfWork,
@@ -509,6 +510,26 @@ def escalate_new_group(uow: UnitOfWork, event: AlertGroup.Registered, context: P
     group = uow.get(event.originator_id)
     if stop_reason(group) is None:  # acknowledged or resolved by its source meanwhile: nothing to do
         start_escalation(uow, group, context, REASON_NEW_GROUP, event.started_at)
+
+
+def stop_with_group(uow: UnitOfWork, group: AlertGroup, at: datetime) -> None:
+    """Stop the group's escalation in the transaction that acknowledges, resolves or silences it.
+
+    A step run (the ticker's ``RunEscalationStep``, a policy of the escalation process) reads the
+    group, then saves only the escalation: a change of the group committed in between would not
+    conflict with it, and the step would notify after the acknowledgement. Writing the escalation
+    here makes that save conflict on the escalation's version, and the step runs again on the
+    changed group (and does nothing). A group without an escalation yet gets one that was never
+    started, so an escalation the process is starting at this moment conflicts the same way.
+    """
+    escalation = uow.get(Escalation.create_id(group.id))
+    if escalation is None:
+        uow.add(Escalation(group_id=group.id, integration_id=group.integration_id))
+    elif (reason := stop_reason(group)) is not None:
+        escalation.stop(reason, at)
+
+
+ON_PAGING_STOPPED.append(stop_with_group)
 
 
 def _stop(uow: UnitOfWork, group_id: UUID, reason: str, at: datetime) -> None:

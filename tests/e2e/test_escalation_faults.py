@@ -322,8 +322,6 @@ def _acknowledge(base_url: str, headers: dict, group_id: UUID) -> bool:
     return status == 200 or (status == 400 and "acknowledged" in str(answer))
 
 
-@pytest.mark.xfail(strict=True, reason="a step the ticker is running when the group is acknowledged saves only the "
-                                       "escalation, so nothing conflicts and it notifies after the acknowledgement")
 def test_a_step_running_while_its_group_is_acknowledged_notifies_nobody_after_it(settings):
     from web import create_app
 
