@@ -145,6 +145,14 @@ def alert_group(db: Database, public_id: str) -> dict | None:
     return db.query_one(f"{WITH_LAST_ALERT.format(rows='alert_groups')} WHERE g.id = %s", (public_id,))
 
 
+def first_alert_payload(db: Database, group_public_id: str) -> str | None:
+    """The payload text of the group's first alert, None before the read models show one."""
+    row = db.query_one(
+        "SELECT payload FROM alerts WHERE alert_group_id = %s ORDER BY position LIMIT 1", (group_public_id,)
+    )
+    return row["payload"] if row else None
+
+
 def alerts_page(db: Database, filters: dict, number: int, size: int) -> Page:
     where, params = [], []
     for column in ("id", "alert_group_id"):

@@ -62,7 +62,7 @@ from domain.ids import (
 from domain.notification_rules import CHANNELS
 from domain.webhooks import event_user, webhook_context
 from projections.db import Database, iso
-from projections.queries import alert_group
+from projections.queries import alert_group, first_alert_payload
 from projections.webhooks import latest_responses
 
 log = logging.getLogger(__name__)
@@ -243,8 +243,13 @@ class Deliverer:
             **{name: row.get(name) for name in ("acknowledged_at", "resolved_at", "silenced_at", "silenced_until")},
             "permalinks": {"web": f"{self.settings.base_url}/alert-groups/{group_id}"},
         }  # fmt: skip
+        # OnCall's alert_payload is the group's first alert's (the last one's while the read
+        # models have not shown the first yet, as for a group just created).
+        first = first_alert_payload(self.db, group_id)
         payload = ""
-        if group.last_alert_id is not None:
+        if first is not None:
+            payload = json.loads(first)
+        elif group.last_alert_id is not None:
             payload = json.loads(self.alerting.repository.get(group.last_alert_id).payload_json)
         trigger = attempt.webhook["trigger"]
         person = None

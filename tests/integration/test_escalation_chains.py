@@ -136,6 +136,8 @@ def test_each_step_type_shows_its_own_parameters(client):
     bob = make_user(client, "bob")
     team = make_team(client, "SRE")
     schedule = make_schedule(client, "Primary")
+    webhook = client.post("/api/v1/webhooks/", json={"name": "Tickets", "url": "https://tickets.example.com/",
+                                                     "http_method": "POST", "trigger_type": "escalation"}).get_json()
     chain = make_chain(client, "Everything")
     cases = [
         ({"type": "wait", "duration": 300}, {"duration": 300}),
@@ -148,7 +150,7 @@ def test_each_step_type_shows_its_own_parameters(client):
          {"team_to_notify": team["id"], "important": True}),
         ({"type": "notify_on_call_from_schedule", "notify_on_call_from_schedule": schedule["id"]},
          {"notify_on_call_from_schedule": schedule["id"], "important": False}),
-        ({"type": "trigger_webhook", "action_to_trigger": "WH1234ABCD"}, {"action_to_trigger": "WH1234ABCD"}),
+        ({"type": "trigger_webhook", "action_to_trigger": webhook["id"]}, {"action_to_trigger": webhook["id"]}),
         ({"type": "resolve", "important": True, "duration": 300}, {}),
         ({"type": "repeat_escalation"}, {}),
         ({"type": "notify_if_time_from_to", "notify_if_time_from": "09:00:00Z", "notify_if_time_to": "18:30:00Z"},
@@ -190,6 +192,8 @@ def test_each_step_type_shows_its_own_parameters(client):
         ({"type": "notify_on_call_from_schedule", "notify_on_call_from_schedule": "S111111111111"},
          {"notify_on_call_from_schedule": ['Invalid pk "S111111111111" - object does not exist.']}),
         ({"type": "trigger_webhook", "action_to_trigger": "../../etc"}, {"action_to_trigger": ["Enter a valid webhook id."]}),
+        ({"type": "trigger_webhook", "action_to_trigger": "WH1234ABCD"},
+         {"action_to_trigger": ['Invalid pk "WH1234ABCD" - object does not exist.']}),
         ({"type": "notify_if_time_from_to", "notify_if_time_from": "9:00"},
          {"detail": "Invalid time format, should be '00:00:00Z'"}),
         ({"type": "notify_if_time_from_to", "notify_if_time_to": "24:00:00Z"},

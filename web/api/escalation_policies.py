@@ -2,9 +2,8 @@
 its validation (admins write). A policy shows its type's parameters only; changing the type
 drops the old type's parameters.
 
-People, teams and schedules a step names must exist when it is saved. ``action_to_trigger``
-names an outgoing webhook, which Tocsin does not have yet: its format is checked, not its
-existence.
+People, teams, schedules and outgoing webhooks (``action_to_trigger``, by its id) a step names
+must exist when it is saved.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from domain.ids import public_id
 from projections.escalation_chains import chain_by_id, policies_page, policy_by_id
 from projections.schedules import schedule_by_id
 from projections.users import team_by_id, user_by_id
+from projections.webhooks import webhook_by_id
 from web import runtime
 from web.api import api, bad_request, found, not_found, page_params, paginated, requires
 from web.api.routes import MAX_ID_LENGTH, REQUIRED, WholeNumber
@@ -159,6 +159,8 @@ def _step(step_type: str, data: dict, previous: dict) -> dict:
             value = _reference(name, value, team_by_id)
         elif name == "notify_on_call_from_schedule":
             value = _reference(name, value, schedule_by_id)
+        elif name == "action_to_trigger" and value is not None and webhook_by_id(runtime().db, value) is None:
+            raise _missing(name, value)
         elif name in ("notify_if_time_from", "notify_if_time_to") and value is not None and not _UTC_TIME.fullmatch(value):
             raise bad_request(INVALID_TIME)
         step[name] = value
