@@ -380,6 +380,13 @@ class ProductionProcesses:
         self.running[command] = process
         return process
 
+    def start_copy(self, command: str, number: int) -> subprocess.Popen:
+        """Another copy of a command that scales out (`worker`), known here as "<command>-<number>"
+        (for `kill`); the copies share the command's log."""
+        process = self.start(command)
+        self.running[f"{command}-{number}"] = self.running.pop(command)
+        return process
+
     def kill(self, command: str) -> None:
         """SIGKILL the command's whole process group (gunicorn's workers, ingest's render workers
         too), as a crash or an OOM kill would: no clean-up, no step-down."""
