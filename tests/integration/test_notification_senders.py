@@ -12,17 +12,13 @@ records (and refuses) any connection attempt.
 
 from __future__ import annotations
 
-import email
-import email.policy
 import http.server
 import json
 import socket
-import threading
 import time
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from adapters.http_guard import OutgoingPolicy, guarded
 from adapters.notify_channels import (
@@ -34,43 +30,12 @@ from adapters.notify_channels import (
     send_email,
     send_webhook,
 )
+from tests.local_servers import Mailbox, Receiver, free_port
 
 LOCAL = OutgoingPolicy.from_setting("127.0.0.1")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 # --- a real SMTP server ---------------------------------------------------------------------------
-
-
-class Mailbox:
-    """aiosmtpd handler: keeps every message; ``rcpt_answer`` refuses recipients when set."""
-
-    def __init__(self):
-        self.messages: list[tuple[object, email.message.EmailMessage]] = []
-        self.logins: list[tuple[str, str]] = []
-        self.rcpt_answer: str | None = None
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if self.rcpt_answer:
-            return self.rcpt_answer
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        parsed = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
-        self.messages.append((envelope, parsed))
-        return "250 Message accepted for delivery"
-
-    def authenticate(self, server, session, envelope, mechanism, auth_data):
-        if isinstance(auth_data, LoginPassword):
-            self.logins.append((auth_data.login.decode(), auth_data.password.decode()))
-            return AuthResult(success=auth_data.password == b"s3cret:/@", handled=False)
-        return AuthResult(success=False, handled=False)
 
 
 @pytest.fixture
@@ -145,52 +110,6 @@ def test_no_server_or_no_setting():
 
 
 # --- a real HTTP server ---------------------------------------------------------------------------
-
-
-class Receiver:
-    """A local HTTP server that records every request and answers ``status`` (after ``delay``),
-    or redirects to ``redirect_to``."""
-
-    def __init__(self, host: str = "127.0.0.1"):
-        self.host = host
-        self.requests: list[dict] = []
-        self.status, self.delay, self.redirect_to = 200, 0.0, None
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _answer(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                receiver.requests.append({
-                    "method": self.command, "path": self.path, "headers": dict(self.headers),
-                    "body": self.rfile.read(length),
-                })  # fmt: skip
-                time.sleep(receiver.delay)
-                if receiver.redirect_to:
-                    self.send_response(307)
-                    self.send_header("Location", receiver.redirect_to)
-                else:
-                    self.send_response(receiver.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            do_POST = do_GET = _answer
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer((host, 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str = "/hook", host: str | None = None) -> str:
-        return f"http://{host or self.host}:{self.port}{path}"
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
 
 
 @pytest.fixture

@@ -13,10 +13,8 @@ tests do).
 from __future__ import annotations
 
 import base64
-import http.server
 import json
 import socket
-import threading
 import time
 from datetime import UTC, datetime
 from uuid import uuid4
@@ -48,6 +46,7 @@ from tests.integration.test_webhooks_api import (
     webhook_uuid,
     webhooks_runtime,
 )
+from tests.local_servers import Receiver
 
 LOCAL = OutgoingPolicy.from_setting("127.0.0.1")
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -76,54 +75,6 @@ def context(trigger: str = "acknowledge", **changes) -> dict:
 def hook(url: str, **fields) -> WebhookSettings:
     return WebhookSettings(**{"id": uuid4(), "name": "Tickets", "trigger_type": "acknowledge", "http_method": "POST",
                               "url": url, "forward_all": False, **fields})  # fmt: skip
-
-
-class Receiver:
-    """A local HTTP server that records every request and answers ``status`` with ``body`` (after
-    ``delay``), or redirects to ``redirect_to``."""
-
-    def __init__(self, host: str = "127.0.0.1"):
-        self.host = host
-        self.requests: list[dict] = []
-        self.status, self.body, self.content_type, self.delay, self.redirect_to = 200, b"", "text/plain", 0.0, None
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _answer(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                receiver.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
-                                          "body": self.rfile.read(length)})  # fmt: skip
-                time.sleep(receiver.delay)
-                if receiver.redirect_to:
-                    self.send_response(307)
-                    self.send_header("Location", receiver.redirect_to)
-                    body = b""
-                else:
-                    self.send_response(receiver.status)
-                    self.send_header("Content-Type", receiver.content_type)
-                    body = receiver.body
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_POST = do_GET = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _answer
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer((host, 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str = "/hook", host: str | None = None) -> str:
-        return f"http://{host or self.host}:{self.port}{path}"
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
 
 
 @pytest.fixture
