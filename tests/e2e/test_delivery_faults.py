@@ -6,7 +6,8 @@ and two `worker`s), each its own OS process. SQLite (no Redis): `tocsin serve`, 
 threads of its own. Email goes to a real SMTP server (aiosmtpd) and webhooks to a real HTTP
 server, both in this process and both slow to answer (1 to 2 s), so that a sender killed while
 it is busy dies mid-send. Two users, each with the rules [email, wait 3 s, webhook], are paged by
-the chain of every one of many alert groups, sent over HTTP. Meanwhile, at seeded random
+the chain of every one of many alert groups, sent over HTTP; an outgoing webhook fires for each
+group's creation, through the same outbox. Meanwhile, at seeded random
 moments: on PostgreSQL the workers are killed with SIGKILL and started again, Redis's database is
 flushed (the queued jobs are lost) and the escalation process, which queues the deliveries, is
 killed and started again; on SQLite `tocsin serve` is killed and started again.
@@ -16,7 +17,9 @@ once; no attempt arrived twice (each attempt's id is in its email's ``X-Tocsin-A
 and in its webhook's body); each arrived for the right person and alert group; and the timelines
 agree with the receivers: every attempt shown as sent arrived once, and one that arrived without
 being shown as sent is shown as failed with an unknown outcome (its sender died mid-send; the
-step was tried again as a new attempt). Nothing else may fail.
+step was tried again as a new attempt). Nothing else may fail. The outgoing webhook's request
+does not carry its attempt's id, so it is counted per group: at least once, and more only for
+attempts whose sender died mid-send.
 
 The seed is printed (run with `-s` to see the schedule); `TOCSIN_FAULTS_SEED=<seed>` replays the
 same moments.
@@ -52,12 +55,18 @@ from domain.delivery import (
     STARTED,
     STOPPED,
     UNKNOWN_OUTCOME,
+    WEBHOOK_CHANNEL,
     DeliveryAttempt,
     PersonalNotification,
 )
 from domain.ids import PREFIX_ALERT_GROUP, public_id
 from domain.notification_rules import NotificationStep
-from projections.timeline import TYPE_NOTIFICATION_FAILED, TYPE_NOTIFICATION_SENT
+from projections.timeline import (
+    TYPE_CUSTOM_WEBHOOK_TRIGGERED,
+    TYPE_ESCALATION_FAILED,
+    TYPE_NOTIFICATION_FAILED,
+    TYPE_NOTIFICATION_SENT,
+)
 from projections.users import user_by_id
 from tests.conftest import redis_url, require_redis
 from tests.e2e.conftest import ProductionProcesses, http, run_cli, wait_healthy
@@ -86,6 +95,7 @@ COMMANDS = {"postgres": ("web", "ingest", "project", "ticker", "escalate"), "sql
 WORKERS = ("worker-1", "worker-2")
 # The deliveries' own database of the test Redis: flushed mid-test, and at the start and end only.
 REDIS_DB = 11
+OUTGOING_PATH = "/outgoing"  # where the outgoing webhook posts (fired by each alert group's creation)
 # A sender killed mid-send is found by its attempt's check 60 s after it started, and the step
 # tried again 5 s later: the deadline leaves room for the last kill's.
 TIMEOUT = 170.0
@@ -156,11 +166,11 @@ def delivery_redis(backend: str):
 class Receipt:
     """One delivery as a receiver got it."""
 
-    attempt_id: str
+    attempt_id: str | None  # the outgoing webhook's request does not say
     channel: str
-    user: str  # to whom: the email's recipient, the webhook's user (and its path)
+    user: str | None  # to whom: the email's recipient, the webhook's user (and its path)
     subject: str | None  # the email's
-    group_id: str | None  # the webhook's alert group
+    group_id: str | None  # the webhooks' alert group
 
 
 def receipts(mailbox: SlowMailbox, receiver: Receiver) -> list[Receipt]:
@@ -169,6 +179,9 @@ def receipts(mailbox: SlowMailbox, receiver: Receiver) -> list[Receipt]:
              for envelope, message in list(mailbox.messages)]  # fmt: skip
     for request in list(receiver.requests):
         body = json.loads(request["body"])
+        if request["path"] == OUTGOING_PATH:
+            found.append(Receipt(None, WEBHOOK_CHANNEL, None, None, body["alert_group_id"]))
+            continue
         assert request["path"] == f"/hook/{body['user']}", request
         found.append(Receipt(body["attempt_id"], "webhook", body["user"], None, body["alert_group_id"]))
     return found
@@ -184,7 +197,7 @@ class Attempt:
     number: int
     group_id: str  # public
     username: str
-    channel: str
+    channel: str  # WEBHOOK_CHANNEL: the outgoing webhook's, for no person
     state: str = REQUESTED
     reason: str | None = None
     redispatched: int = 0
@@ -243,14 +256,25 @@ class Outbox:
             for index, step in enumerate(created.steps) if step["type"].startswith("notify_by_")
         }  # fmt: skip
         for attempt_id, attempt in self.attempts.items():
-            steps.setdefault((attempt.notification_id, attempt.index), []).append(attempt_id)
+            if attempt.channel != WEBHOOK_CHANNEL:
+                steps.setdefault((attempt.notification_id, attempt.index), []).append(attempt_id)
         return steps
 
+    def outgoing(self) -> dict[str, list[Attempt]]:
+        """Every alert group -> the attempts of the outgoing webhook its creation fired."""
+        outgoing: dict[str, list[Attempt]] = {group_id: [] for group_id in self.titles}
+        for attempt in self.attempts.values():
+            if attempt.channel == WEBHOOK_CHANNEL:
+                outgoing.setdefault(attempt.group_id, []).append(attempt)
+        return outgoing
+
     def complete(self) -> bool:
-        """Every person of every group notified, every step sent, no attempt pending."""
-        return (len(self.notifications) == GROUPS * len(USERS)
+        """Every person of every group notified, every step sent, every group's webhook sent, no
+        attempt pending."""
+        return (len(self.notifications) == GROUPS * len(USERS) and len(self.titles) == GROUPS
                 and all(self.finished.get(n) == DONE for n in self.notifications)
                 and all(any(self.attempts[a].state == SENT for a in attempts) for attempts in self.steps().values())
+                and all(any(a.state == SENT for a in attempts) for attempts in self.outgoing().values())
                 and not any(a.state in (REQUESTED, STARTED) for a in self.attempts.values()))  # fmt: skip
 
     def progress(self) -> str:
@@ -338,33 +362,45 @@ def test_every_notification_arrives_and_no_attempt_twice_while_processes_are_kil
           f"{sum(a.redispatched for a in outbox.attempts.values())} dispatched again by their checks; "
           f"{sum(a.reason == UNKNOWN_OUTCOME for a in outbox.attempts.values())} senders died mid-send")
 
-    # No attempt arrived twice, and each arrived as its attempt says: its channel, its person, its group.
-    doubled = {attempt_id: count for attempt_id, count in Counter(r.attempt_id for r in got).items() if count > 1}
+    # The people's notifications. No attempt arrived twice, and each arrived as its attempt says:
+    # its channel, its person, its group.
+    personal = [receipt for receipt in got if receipt.channel != WEBHOOK_CHANNEL]
+    doubled = {attempt_id: count for attempt_id, count in Counter(r.attempt_id for r in personal).items() if count > 1}
     assert not doubled, f"seed {seed}: attempts received more than once: {doubled}"
-    for receipt in got:
+    for receipt in personal:
         attempt = outbox.attempts.get(UUID(receipt.attempt_id))
         assert attempt is not None, f"seed {seed}: {receipt} is no attempt of the store"
         assert (receipt.channel, receipt.user) == (attempt.channel, attempt.username), f"seed {seed}: {receipt}"
         assert receipt.group_id in (None, attempt.group_id), f"seed {seed}: {receipt} for {attempt}"
         assert receipt.subject in (None, outbox.titles[attempt.group_id]), f"seed {seed}: {receipt} for {attempt}"
-
     # Every step of every person's notification arrived (once, or again by a later attempt).
     assert len(outbox.notifications) == GROUPS * len(USERS)
-    received = {UUID(r.attempt_id) for r in got}
+    received = {UUID(r.attempt_id) for r in personal}
     steps = outbox.steps()
     assert len(steps) == GROUPS * len(USERS) * 2
     lost = [key for key, attempts in steps.items() if not received & set(attempts)]
     assert not lost, f"seed {seed}: steps that never arrived: {[(key, steps[key]) for key in lost]}"
-
     # The store agrees with the receivers: every attempt recorded as sent arrived; one that
     # arrived and was not recorded as sent is one whose sender died mid-send; nothing else failed.
     for attempt_id, attempt in outbox.attempts.items():
         if attempt.state == SENT:
-            assert attempt_id in received, f"seed {seed}: {attempt_id} recorded as sent never arrived: {attempt}"
+            assert attempt.channel == WEBHOOK_CHANNEL or attempt_id in received, (
+                f"seed {seed}: {attempt_id} recorded as sent never arrived: {attempt}")
         else:
             assert (attempt.state, attempt.reason) == (FAILED, UNKNOWN_OUTCOME), f"seed {seed}: {attempt}"
     # A kill landed mid-send at least once, or the test did not test what it says.
     assert any(a.reason == UNKNOWN_OUTCOME for a in outbox.attempts.values()), f"seed {seed}: no kill landed mid-send"
+
+    # The outgoing webhook, fired once by each group's creation. Its request does not carry the
+    # attempt's id, so it is counted per group: sent once, and received once, or once more for
+    # each attempt whose sender died mid-send.
+    outgoing = Counter(receipt.group_id for receipt in got if receipt.channel == WEBHOOK_CHANNEL)
+    assert set(outgoing) <= set(outbox.titles), f"seed {seed}: {outgoing}"
+    for group_id, attempts in outbox.outgoing().items():
+        sent = sum(a.state == SENT for a in attempts)
+        unknown = sum(a.reason == UNKNOWN_OUTCOME for a in attempts)
+        assert sent == 1 and 1 <= outgoing[group_id] <= sent + unknown, (
+            f"seed {seed}: {group_id}'s webhook received {outgoing[group_id]} times: {attempts}")
 
     # The timelines (the projections' work, which was killed too on SQLite) show the same.
     for group_id in outbox.titles:
@@ -395,6 +431,9 @@ def _paging_integration(runtime: Runtime, base_url: str, headers: dict, receiver
         url = receiver.url(f"/hook/{name}")
         runtime.config.change_notification_channels(user_id, {"webhook": {"url": url, "shown": check_webhook_url(url, LOCAL)}})
         users.append(user["id"])
+    api("POST", "/api/v1/webhooks/", {"name": "pager log", "url": receiver.url(OUTGOING_PATH), "http_method": "POST",
+                                      "trigger_type": "alert group created",
+                                      "data": '{"alert_group_id": "{{ alert_group.id }}"}'}, 201)  # fmt: skip
     chain = api("POST", "/api/v1/escalation_chains/", {"name": "everyone"}, 201)
     api("POST", "/api/v1/escalation_policies/",
         {"escalation_chain_id": chain["id"], "type": "notify_persons", "persons_to_notify": users}, 201)
@@ -447,17 +486,21 @@ def _post_alert(link: str, title: str) -> bool:
 
 
 def _timeline_deliveries(base_url: str, headers: dict, group_id: str, expected: dict, timeout: float = 30.0) -> dict:
-    """The group's "sent" and "failed" entries as (user, channel, attempt), once they are as
-    expected or ``timeout`` passed (the projections may be behind)."""
+    """The group's "sent" and "failed" entries (of people's notifications and of the outgoing
+    webhook) as (user, channel, attempt), once they are as expected or ``timeout`` passed (the
+    projections may be behind)."""
+    kinds = {TYPE_NOTIFICATION_SENT: "sent", TYPE_CUSTOM_WEBHOOK_TRIGGERED: "sent", TYPE_NOTIFICATION_FAILED: "failed",
+             TYPE_ESCALATION_FAILED: "failed"}  # fmt: skip
     deadline = time.monotonic() + timeout
     while True:
         status, timeline = http("GET", f"{base_url}/api/v1/alert_groups/{group_id}/timeline/", headers=headers)
         shown = {"sent": [], "failed": []}
         if status == 200:
             for entry in timeline["results"]:
-                kind = {TYPE_NOTIFICATION_SENT: "sent", TYPE_NOTIFICATION_FAILED: "failed"}.get(entry["type"])
-                if kind:
-                    details = entry["details"]
+                kind, details = kinds.get(entry["type"]), entry["details"]
+                if kind and "webhook_id" in details:
+                    shown[kind].append(("", WEBHOOK_CHANNEL, details["attempt"]))
+                elif kind and "channel" in details:
                     shown[kind].append((details["user"], details["channel"], details["attempt"]))
         shown = {kind: sorted(entries) for kind, entries in shown.items()}
         if shown == expected or time.monotonic() > deadline:
