@@ -132,7 +132,12 @@ def email_message(to: str, subject: str, text: str, sender: str | None = None) -
         message["From"] = sender
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(domain="tocsin")
-    message.set_content(text)
+    # Lines as written, not quoted-printable: a long link (an action link) stays one line a person
+    # can copy from any mail viewer. 8bit needs lines of at most 998 bytes; longer ones are encoded.
+    if all(len(line.encode()) <= 998 for line in text.splitlines()):
+        message.set_content(text, cte="7bit" if text.isascii() else "8bit")
+    else:
+        message.set_content(text)
     return message
 
 
