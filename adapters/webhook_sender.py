@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +31,7 @@ import requests
 from adapters.http_guard import OutgoingPolicy, guarded
 from adapters.notify_channels import (
     _STOP_CAUSES,
+    ATTEMPT_HEADER,
     MAX_REDIRECTS,
     SEND_TIMEOUT,
     STRICT,
@@ -170,12 +171,18 @@ def attempt_webhook(
     self_url: str | None = None,
     at: datetime | None = None,
     timeout: float = SEND_TIMEOUT,
+    attempt_id: str | None = None,
 ) -> Attempt:
     """Render ``webhook`` for ``context`` (``domain.webhooks.webhook_context``), send it, and say
     what to record (``Configuration.record_webhook_response``) under ``trigger_type``."""
     rendered = render_request(webhook, dict(context), render, self_url=self_url)
     if isinstance(rendered, NotTriggered):
         return Attempt(rendered, None, None)
-    outcome = send_webhook_request(rendered, policy, timeout=timeout) if isinstance(rendered, WebhookRequest) else None
+    outcome = None
+    if isinstance(rendered, WebhookRequest):
+        # The attempt's id goes with the request (not into what is recorded): the receiver's
+        # idempotency key, as for people's notifications.
+        sent = replace(rendered, headers={**rendered.headers, ATTEMPT_HEADER: attempt_id}) if attempt_id else rendered
+        outcome = send_webhook_request(sent, policy, timeout=timeout)
     record = ResponseRecord.of(rendered, outcome, context=context, trigger_type=trigger_type, at=at or datetime.now(UTC))
     return Attempt(rendered, outcome, record)

@@ -30,6 +30,7 @@ from adapters.action_links import (
     reply_token,
 )
 from adapters.notify_channels import (
+    ATTEMPT_HEADER,
     PERMANENT,
     SendResult,
     email_message,
@@ -70,9 +71,6 @@ log = logging.getLogger(__name__)
 QUEUE_NAME = "tocsin-deliveries"
 JOB_TIMEOUT_SECONDS = 30  # a send takes at most its 4 s timeout, a render 1.25 s
 EMBEDDED_WORKERS = 4
-# Each attempt's id goes with what is sent (an email header, a webhook field): a receiver that
-# sees the same id twice got one attempt twice (which the claim prevents).
-ATTEMPT_HEADER = "X-Tocsin-Attempt"
 _DISPATCHED_TOPICS = tuple(get_topic(t) for t in (DeliveryAttempt.Requested, DeliveryAttempt.Redispatched))
 
 
@@ -267,6 +265,7 @@ class Deliverer:
         result = attempt_webhook(
             webhook, context, trigger_type=trigger, policy=self.settings.outgoing_policy,
             render=bounded_renderer(self._render_pool()), self_url=self.settings.base_url, at=self.clock(),
+            attempt_id=str(attempt.id),
         )  # fmt: skip
         if result.record is None:  # its trigger template said no: nothing sent, nothing to show
             return None, SendResult(SKIPPED, NOT_TRIGGERED)

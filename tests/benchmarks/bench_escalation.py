@@ -174,15 +174,11 @@ class Observer:
 
 
 class EscalatingTocsin(bench_ingest.Tocsin):
-    """The ingest benchmark's production-mode Tocsin, plus the escalation and ticker processes and
-    a chain that every integration made here takes."""
+    """The ingest benchmark's production-mode Tocsin (with its escalation and ticker processes)
+    and a chain that every integration made here takes."""
 
     def start(self) -> None:
         super().start()
-        cli = [sys.executable, "-m", "tocsin.cli"]
-        self.procs.start("tocsin-escalate", cli + ["escalate"], self.env)
-        self.procs.start("tocsin-ticker", cli + ["ticker"], self.env)
-        wait_for_log(self.procs, "tocsin-escalate", "escalation running")
         wait_for_log(self.procs, "tocsin-ticker", "ticker running")
         user = self._api("POST", "/api/v1/users/", {"username": "oncall", "role": "editor"})
         self.chain = self._api("POST", "/api/v1/escalation_chains/", {"name": "bench"})

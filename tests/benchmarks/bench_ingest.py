@@ -618,9 +618,14 @@ class Tocsin:
         cli = [sys.executable, "-m", "tocsin.cli"]
         self.procs.start("tocsin-ingest", cli + ["ingest"], self.env)
         self.procs.start("tocsin-project", cli + ["project"], self.env)
+        # The processes that react to what ingest records run too, as in production (without
+        # escalation chains they read the new groups and decide nothing).
+        self.procs.start("tocsin-escalate", cli + ["escalate"], self.env)
+        self.procs.start("tocsin-ticker", cli + ["ticker"], self.env)
         self.procs.start("tocsin-web", cli + ["web", "--host", "127.0.0.1", "--port", str(self.port)], self.env)
         wait_for_log(self.procs, "tocsin-ingest", "ingest running")
         wait_for_log(self.procs, "tocsin-project", "projections running")
+        wait_for_log(self.procs, "tocsin-escalate", "escalation running")
         wait_healthy(self.procs, "tocsin-web", self.port)
 
     def create_integration(self, name: str) -> tuple[str, str]:
@@ -650,7 +655,8 @@ class Tocsin:
         self.wait_visible(warm_id, set(warmup.titles), self.args.visibility_timeout)  # drained: start clean
 
         pgids = self.procs.pgids({"tocsin-web": "web (gunicorn)", "tocsin-ingest": "ingest",
-                                  "tocsin-project": "project"})
+                                  "tocsin-project": "project", "tocsin-escalate": "escalate + ticker",
+                                  "tocsin-ticker": "escalate + ticker"})
         poller = GroupPoller(self.port, self.token, bench_id, set(workload.titles), self.args.poll_interval,
                              self.args.poll_perpage)
         poller.start()
@@ -725,7 +731,8 @@ def print_cpu(results: dict[int, dict]) -> None:
         columns.append((f"c={concurrency} base", r["baseline_cpu"], r["baseline"].ok))
         columns.append((f"c={concurrency} tocsin", r["tocsin_cpu_load"], r["tocsin"].ok))
         columns.append(("+drain", r["tocsin_cpu_all"], r["tocsin"].ok))
-    labels = ["web (gunicorn)", "ingest", "project", "PostgreSQL (all backends)", "bench client (load threads, poller)"]
+    labels = ["web (gunicorn)", "ingest", "project", "escalate + ticker", "PostgreSQL (all backends)",
+              "bench client (load threads, poller)"]
     print(f"  {'':<37}" + "".join(f"{title:>14}" for title, _, _ in columns))
     for label in labels:
         cells = [f"{1000 * cpu.used[label] / ok:>14.2f}" if ok and label in cpu.used else f"{'-':>14}"

@@ -237,6 +237,7 @@ def test_outgoing_webhooks_fire_on_their_events_and_from_an_escalation_step(
     assert client.post(f"/api/v1/alert_groups/{group_id}/acknowledge").status_code == 200
     eventually(lambda: len(receiver.requests) == 1, describe="the acknowledge webhook")
     sent = json.loads(receiver.requests[0]["body"])
+    assert len(receiver.requests[0]["headers"]["X-Tocsin-Attempt"]) == 36  # the receiver's idempotency key
     assert receiver.requests[0]["path"] == "/ack"
     assert sent["event"]["type"] == "acknowledge" and sent["alert_group"]["id"] == group_id
     assert sent["alert_group"]["state"] == "acknowledged" and sent["webhook"]["name"] == "Ack hook"
