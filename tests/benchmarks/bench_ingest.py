@@ -87,7 +87,7 @@ class Workload:
 
 def _notification(template: dict, name: str) -> bytes:
     payload = copy.deepcopy(template)
-    payload["groupKey"] = '{}:{alertname="%s"}' % name
+    payload["groupKey"] = f'{{}}:{{alertname="{name}"}}'
     payload["groupLabels"] = {"alertname": name}
     payload.setdefault("commonLabels", {})["alertname"] = name
     for alert in payload.get("alerts", []):
@@ -197,11 +197,11 @@ class CpuMeter:
         self.machine: float | None = None
         self.wall = 0.0
 
-    def start(self) -> "CpuMeter":
+    def start(self) -> CpuMeter:
         self._before, self._busy_before, self._t0 = _proc_cpu(self.labels_by_pgid), _machine_busy(), clock()
         return self
 
-    def stop(self) -> "CpuMeter":
+    def stop(self) -> CpuMeter:
         after, busy = _proc_cpu(self.labels_by_pgid), _machine_busy()
         self.wall = clock() - self._t0
         self.used = {k: max(0.0, v - self._before.get(k, 0.0)) for k, v in after.items()}
@@ -379,7 +379,7 @@ class GroupPoller(threading.Thread):
             try:
                 self.poll_once(conn)
                 self.polls += 1
-            except Exception as exc:  # keep polling; the report shows the errors
+            except Exception as exc:  # noqa: BLE001  (keep polling; the report shows the errors)
                 self.errors.append(f"{type(exc).__name__}: {exc}")
                 conn.close()
             if self.expected <= self.first_seen.keys():
@@ -399,12 +399,9 @@ class Processes:
         self.running: dict[str, subprocess.Popen] = {}
 
     def start(self, name: str, argv: list[str], env: dict, cwd: Path = REPO_ROOT) -> subprocess.Popen:
-        log = open(self.log_dir / f"{name}.log", "wb")
-        try:
+        with open(self.log_dir / f"{name}.log", "wb") as log:  # the child keeps its own copy
             proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True)
-        finally:
-            log.close()
         self.running[name] = proc
         return proc
 
@@ -607,7 +604,7 @@ class Tocsin:
 
     def _cli(self, *cli_args: str) -> str:
         done = subprocess.run([sys.executable, "-m", "tocsin.cli", *cli_args], cwd=REPO_ROOT, env=self.env,
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=120, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"tocsin {' '.join(cli_args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
         return done.stdout
@@ -712,8 +709,7 @@ def machine_facts(args) -> list[tuple[str, str]]:
         ("load average", load),
         ("python", f"{platform.python_implementation()} {platform.python_version()}"),
         ("PostgreSQL", f"{pg_version} (synchronous_commit={sync_commit}, max_connections={max_conn})"),
-        ("gunicorn", f"{gunicorn.__version__}, gthread, workers={args.workers}, threads={args.threads} "
-                     f"(both servers)"),
+        ("gunicorn", f"{gunicorn.__version__}, gthread, workers={args.workers}, threads={args.threads} (both servers)"),
         ("load generator", "in-process threads, one keep-alive http.client connection each"),
         ("rate limits", "production defaults (--keep-rate-limits)" if args.keep_rate_limits
          else f"raised to {NO_RATE_LIMIT} (TOCSIN_RATELIMIT_INTEGRATION/_TOTAL)"),
@@ -910,7 +906,7 @@ def main(argv: list[str] | None = None) -> int:
         for schema in schemas:
             try:
                 drop_schema(args.database_url, schema)
-            except Exception as exc:  # report, but go on cleaning up
+            except Exception as exc:  # noqa: BLE001  (report, but go on cleaning up)
                 print(f"could not drop schema {schema}: {exc}", file=sys.stderr)
         if keep_logs:
             print(f"server logs kept in {log_dir}", file=sys.stderr)
