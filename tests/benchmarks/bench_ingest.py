@@ -46,6 +46,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode, urlparse
@@ -747,17 +749,31 @@ def mark(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def print_report(args, facts, workload: Workload, results: dict[int, dict]) -> bool:
+def print_heading(title: str, width: int, facts: list[tuple[str, str]]) -> None:
     print()
-    print("=" * 100)
-    print("Tocsin ingest benchmark")
-    print("=" * 100)
+    print("=" * width)
+    print(title)
+    print("=" * width)
     for key, value in facts:
         print(f"  {key:<15} {value}")
-    print(f"  {'workload':<15} {len(workload.bodies)} Alertmanager notifications (am-02, 3 alerts each), "
-          f"{workload.groups} new groups ({args.new_group_ratio:.0%}), seed {args.seed}, "
-          f"warm-up {args.warmup} requests")
     print()
+
+
+def print_targets(checks: list[tuple[str, str, bool]], width: int) -> bool:
+    """Each target's PASS or MISS, with what was measured; whether all passed."""
+    print()
+    print("Targets")
+    for text, shown, ok in checks:
+        print(f"  [{mark(ok)}] {text:<{width}} {shown}")
+    print()
+    return all(ok for _, _, ok in checks)
+
+
+def print_report(args, facts, workload: Workload, results: dict[int, dict]) -> bool:
+    described = (f"{len(workload.bodies)} Alertmanager notifications (am-02, 3 alerts each), "
+                 f"{workload.groups} new groups ({args.new_group_ratio:.0%}), seed {args.seed}, "
+                 f"warm-up {args.warmup} requests")
+    print_heading("Tocsin ingest benchmark", 100, [*facts, ("workload", described)])
     header = (f"{'conc':>4} | {'baseline acc/s':>14} {'tocsin acc/s':>12} {'ratio':>6} | "
               f"{'base p50':>8} {'base p99':>8} {'toc p50':>8} {'toc p99':>8} | "
               f"{'vis p50':>8} {'vis p99':>8} {'vis max':>8} {'all vis':>8} {'missing':>7}")
@@ -818,15 +834,21 @@ def print_report(args, facts, workload: Workload, results: dict[int, dict]) -> b
                        shown, ok))
     failures = sum(len(r["baseline"].failures) + len(r["tocsin"].failures) for r in results.values())
     checks.append(("every response is 200", f"{failures} failures", failures == 0))
-    print()
-    print("Targets")
-    for text, value, ok in checks:
-        print(f"  [{mark(ok)}] {text:<62} {value}")
-    print()
-    return all(ok for _, _, ok in checks)
+    return print_targets(checks, 62)
 
 
 # --- main ------------------------------------------------------------------------------------
+
+
+def add_database_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database-url", default=os.environ.get("TOCSIN_TEST_DATABASE_URL", DEFAULT_DATABASE_URL),
+                        help="PostgreSQL URL (default $TOCSIN_TEST_DATABASE_URL or %(default)s)")
+
+
+def add_keep_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--keep-logs", action="store_true", help="keep the server logs (path printed)")
+    parser.add_argument("--keep-rate-limits", action="store_true",
+                        help="keep Tocsin's default inbound rate limits (most of the load then gets 429)")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -834,8 +856,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=5000, help="timed notifications per run (default 5000)")
     parser.add_argument("--new-group-ratio", type=float, default=0.2,
                         help="share of notifications that open a new group (default 0.2)")
-    parser.add_argument("--database-url", default=os.environ.get("TOCSIN_TEST_DATABASE_URL", DEFAULT_DATABASE_URL),
-                        help="PostgreSQL URL (default $TOCSIN_TEST_DATABASE_URL or %(default)s)")
+    add_database_argument(parser)
     parser.add_argument("--concurrency", default="1,16", help="comma-separated load threads (default 1,16)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, both servers (default 2)")
     parser.add_argument("--threads", type=int, default=16, help="gunicorn threads per worker (default 16)")
@@ -848,9 +869,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="page size of the visibility poller's GET (default 25)")
     parser.add_argument("--visibility-timeout", type=float, default=60.0,
                         help="seconds after the last 2xx to wait for every group (default 60)")
-    parser.add_argument("--keep-logs", action="store_true", help="keep the server logs (path printed)")
-    parser.add_argument("--keep-rate-limits", action="store_true",
-                        help="keep Tocsin's default inbound rate limits (most of the load then gets 429)")
+    add_keep_arguments(parser)
     args = parser.parse_args(argv)
     args.concurrency_levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
     if not args.concurrency_levels or min(args.concurrency_levels) < 1 or args.requests < 1:
@@ -862,20 +881,44 @@ def _terminate(signum, frame):  # run the finally blocks on SIGTERM too
     raise SystemExit(128 + signum)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+@contextmanager
+def benchmark_run(args, log_prefix: str) -> Iterator[tuple[Processes, list[str]]]:
+    """The processes a benchmark starts (logged to a fresh folder) and the schemas it makes. At the
+    end, also on failure, Ctrl-C or SIGTERM, the processes are stopped and the schemas dropped;
+    the logs are removed unless the run failed or ``--keep-logs`` was given."""
     signal.signal(signal.SIGTERM, _terminate)
-    template = json.loads(FIXTURE.read_text("utf-8"))
-    workload = build_workload(template, args.requests, args.new_group_ratio, args.seed, "Bench")
-    warmup = build_workload(template, args.warmup, args.new_group_ratio, args.seed + 1, "Warm")
-
-    log_dir = Path(tempfile.mkdtemp(prefix="tocsin-bench-"))
+    log_dir = Path(tempfile.mkdtemp(prefix=log_prefix))
     procs = Processes(log_dir)
     schemas: list[str] = []
     keep_logs = args.keep_logs
     try:
+        yield procs, schemas
+    except BaseException:
+        keep_logs = True
+        raise
+    finally:
+        procs.stop_all()
+        for schema in schemas:
+            try:
+                drop_schema(args.database_url, schema)
+            except Exception as exc:  # noqa: BLE001  (report, but go on cleaning up)
+                print(f"could not drop schema {schema}: {exc}", file=sys.stderr)
+        if keep_logs:
+            print(f"server logs kept in {log_dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(log_dir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    template = json.loads(FIXTURE.read_text("utf-8"))
+    workload = build_workload(template, args.requests, args.new_group_ratio, args.seed, "Bench")
+    warmup = build_workload(template, args.warmup, args.new_group_ratio, args.seed + 1, "Warm")
+
+    with benchmark_run(args, "tocsin-bench-") as (procs, schemas):
         facts = machine_facts(args)
-        print(f"building: {len(workload.bodies)} requests, {workload.groups} groups; logs in {log_dir}", flush=True)
+        print(f"building: {len(workload.bodies)} requests, {workload.groups} groups; logs in {procs.log_dir}",
+              flush=True)
         tocsin = Tocsin(procs, args, schemas)
         baseline = Baseline(procs, args, schemas)
         print(f"starting Tocsin (schema {tocsin.schema}) ...", flush=True)
@@ -898,20 +941,6 @@ def main(argv: list[str] | None = None) -> int:
         facts.append(("load avg (end)", ", ".join(f"{x:.2f}" for x in os.getloadavg())))
         all_pass = print_report(args, facts, workload, results)
         return 0 if all_pass else 1
-    except BaseException:
-        keep_logs = True
-        raise
-    finally:
-        procs.stop_all()
-        for schema in schemas:
-            try:
-                drop_schema(args.database_url, schema)
-            except Exception as exc:  # noqa: BLE001  (report, but go on cleaning up)
-                print(f"could not drop schema {schema}: {exc}", file=sys.stderr)
-        if keep_logs:
-            print(f"server logs kept in {log_dir}", file=sys.stderr)
-        else:
-            shutil.rmtree(log_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
