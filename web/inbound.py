@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from uuid import UUID
 
 from flask import Blueprint, Response, jsonify, render_template_string, request
@@ -105,7 +105,7 @@ def parse_body() -> object:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @inbound.route("/<url_type>/<token>/", methods=["GET", "HEAD", "POST"], strict_slashes=False)

@@ -8,6 +8,8 @@ receives something, so that Prometheus sees each series from its start.
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from flask import Blueprint, Response
 
 from web import runtime
@@ -75,7 +77,7 @@ RESPONSE_TIME_BUCKETS = (60, 300, 600, 3600)  # seconds, OnCall's buckets
 def alert_group_metrics(db) -> list[str]:
     """Groups by integration and state (gauge), and the response time of the last seven days'
     groups (histogram), from the read models: a grouped count and the new timeline entries."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from flask import current_app
 
@@ -106,7 +108,7 @@ def alert_group_metrics(db) -> list[str]:
         "Seconds from start to the first acknowledge, silence or resolve, for the groups started in the last 7 days.",
     )
     responses = current_app.extensions.setdefault("tocsin_first_responses", FirstResponses(RESPONSE_TIME_BUCKETS))
-    histograms = responses.histogram(db, datetime.now(timezone.utc) - RESPONSE_TIME_PERIOD)
+    histograms = responses.histogram(db, datetime.now(UTC) - RESPONSE_TIME_PERIOD)
     for integration_id in sorted(set(ids) | set(histograms)):
         histogram = histograms.get(integration_id) or Histogram([0] * len(RESPONSE_TIME_BUCKETS), 0.0, 0)
         for bound, within in zip(RESPONSE_TIME_BUCKETS, histogram.buckets):

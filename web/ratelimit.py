@@ -23,7 +23,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Response, current_app
 
@@ -66,7 +66,7 @@ class Rate:
     text: str
 
     @classmethod
-    def parse(cls, text: str, setting: str) -> "Rate":
+    def parse(cls, text: str, setting: str) -> Rate:
         match = _RATE.match(text or "")
         if match is None or int(match[2] or 1) < 1:
             raise ValueError(f"{setting}={text!r} is not a rate such as '300/5m' (count/[n]s|m|h|d)")
@@ -104,7 +104,7 @@ class StoreUnavailable(Exception):
 
 
 def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class MemoryStore:

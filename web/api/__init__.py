@@ -8,6 +8,7 @@ from functools import wraps
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, abort, current_app, g, jsonify, request
+from marshmallow import Schema, ValidationError
 
 from adapters.expiring_cache import ExpiringCache
 from domain.configuration import ROLES, token_digest
@@ -139,6 +140,29 @@ def paginated_response(page: Page, results_json: list[bytes]) -> Response:
             parts.append(json_text(value).encode())
     parts.append(b"}")
     return json_response(*parts)
+
+
+def json_object(empty_is: dict | None = None) -> dict:
+    """The request's body, a JSON object; 400 "A JSON object is expected." for anything else (a
+    body nested too deep to parse too). ``empty_is``: what a request with no body counts as
+    (None: refused like any other)."""
+    if empty_is is not None and not request.get_data():
+        return dict(empty_is)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nested too deep for the parser
+        body = None
+    if not isinstance(body, dict):
+        raise bad_request("A JSON object is expected.")
+    return body
+
+
+def load_body(schema: Schema, partial: bool = False) -> dict:
+    """The request's JSON object through ``schema``; 400 with field errors otherwise."""
+    try:
+        return schema.load(json_object(), partial=partial)
+    except ValidationError as invalid:
+        raise bad_request(invalid.messages)
 
 
 def not_found():

@@ -7,7 +7,7 @@ import re
 import secrets
 import threading
 from collections import OrderedDict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from uuid import UUID
 
 from flask import Response, jsonify, request
@@ -27,10 +27,10 @@ from domain.commands import (
 from projections.queries import alert_group, alert_groups_page, timeline
 from web import runtime
 from web.api import (
-    found,
     api,
     bad_request,
     caller_name,
+    found,
     json_response,
     json_text,
     page_params,
@@ -166,7 +166,7 @@ def _filters() -> dict:
     if started_at:
         try:
             start, end = (
-                datetime.strptime(part, STARTED_AT_FORMAT).replace(tzinfo=timezone.utc)
+                datetime.strptime(part, STARTED_AT_FORMAT).replace(tzinfo=UTC)
                 for part in started_at.split("_")
             )
         except ValueError:
@@ -207,7 +207,7 @@ def act_on_group(row: dict, action: str | type[GroupAction], by: str, **fields) 
     the dashboard."""
     rt = runtime()
     command_type = USER_ACTIONS[action] if isinstance(action, str) else action
-    command = command_type(group_id=UUID(row["uuid"]), by=by, at=datetime.now(timezone.utc), **fields)
+    command = command_type(group_id=UUID(row["uuid"]), by=by, at=datetime.now(UTC), **fields)
     position = rt.alerting.handle(command)
     rt.wait_for("alerting", position)  # the next GET shows the change
 

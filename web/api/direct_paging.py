@@ -25,11 +25,10 @@ from domain.paging import PageResponders, Person
 from projections.queries import alert_group
 from projections.users import team_by_id, user_by_id
 from web import runtime
-from web.api import ApiError, api, bad_request, caller_name, requires
+from web.api import ApiError, api, bad_request, caller_name, load_body, requires
 from web.api.alert_groups import get_alert_group
 from web.api.routes import MAX_ID_LENGTH
 from web.api.schemas import Text
-from web.api.users import load_body
 
 MAX_USERS = 100
 MAX_TEXT = 10_000

@@ -3,7 +3,7 @@ deleting a chain leaves the routes that took it with no chain, as OnCall does.""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -18,10 +18,19 @@ from projections.queries import integration_by_id
 from projections.routes import integrations_using_chain
 from projections.users import team_by_id
 from web import runtime
-from web.api import api, bad_request, found, not_found, page_params, paginated, requires
+from web.api import (
+    api,
+    bad_request,
+    found,
+    load_body,
+    not_found,
+    page_params,
+    paginated,
+    requires,
+)
 from web.api.routes import REQUIRED
 from web.api.schemas import PageSchema, Text
-from web.api.users import load_body, printable_name
+from web.api.users import printable_name
 
 NAME_TAKEN = "Escalation chain with this name already exists"  # OnCall's text
 MAX_NAME_LENGTH = 100  # OnCall's
@@ -86,7 +95,7 @@ def create_escalation_chain():
     rt = runtime()
     try:
         chain, position = rt.config.create_escalation_chain(
-            name=data["name"], team_id=_team_uuid(data.get("team_id")), at=datetime.now(timezone.utc)
+            name=data["name"], team_id=_team_uuid(data.get("team_id")), at=datetime.now(UTC)
         )
     except NameTaken:
         raise bad_request(NAME_TAKEN)
@@ -120,7 +129,7 @@ def delete_escalation_chain(chain_id: str):
     used_by = [integration_by_id(rt.db, integration_id) for integration_id in integrations_using_chain(rt.db, chain_id)]
     try:
         position = rt.config.delete_escalation_chain(
-            UUID(row["uuid"]), at=datetime.now(timezone.utc), used_by=[UUID(i["uuid"]) for i in used_by if i]
+            UUID(row["uuid"]), at=datetime.now(UTC), used_by=[UUID(i["uuid"]) for i in used_by if i]
         )
     except AggregateNotFoundError:
         not_found()

@@ -30,10 +30,18 @@ from projections.schedules import schedule_by_id
 from projections.users import team_by_id, user_by_id
 from projections.webhooks import webhook_by_id
 from web import runtime
-from web.api import api, bad_request, found, not_found, page_params, paginated, requires
+from web.api import (
+    api,
+    bad_request,
+    found,
+    load_body,
+    not_found,
+    page_params,
+    paginated,
+    requires,
+)
 from web.api.routes import MAX_ID_LENGTH, REQUIRED, WholeNumber
 from web.api.schemas import PageSchema, Text
-from web.api.users import load_body
 
 MAX_COUNT = 2**31 - 1  # OnCall keeps these counts in a PositiveIntegerField
 INVALID_TIME = "Invalid time format, should be '00:00:00Z'"  # OnCall's texts

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from flask import Response, jsonify, request
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, Schema, fields, validate
 
 from domain.configuration import (
     MAINTENANCE_MODES,
@@ -32,6 +32,8 @@ from web.api import (
     bad_request,
     caller_name,
     found,
+    json_object,
+    load_body,
     page_params,
     paginated,
     requires,
@@ -105,13 +107,7 @@ def _heartbeat(row: dict, link: str | None, kind) -> dict | None:
 
 
 def _load(partial: bool) -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise bad_request("A JSON object is expected.")
-    try:
-        return IntegrationWriteSchema().load(body, partial=partial)
-    except ValidationError as invalid:
-        raise bad_request(invalid.messages)
+    return load_body(IntegrationWriteSchema(), partial=partial)
 
 
 def _integration_or_404(integration_id: str) -> dict:
@@ -252,11 +248,7 @@ def _maintenance_duration(body: dict) -> int:
 def start_maintenance(integration_id: str):
     """Debug mode escalates nothing; maintenance mode also collects every alert into one group."""
     row = _integration_or_404(integration_id)
-    body = request.get_json(silent=True)
-    if body is None and not request.get_data():
-        body = {}  # no body at all: the mode is missing, as OnCall answers
-    if not isinstance(body, dict):
-        raise bad_request("A JSON object is expected.")
+    body = json_object(empty_is={})  # no body at all: the mode is missing, as OnCall answers
     mode, duration = _maintenance_mode(body), _maintenance_duration(body)
     rt = runtime()
     try:

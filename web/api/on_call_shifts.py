@@ -47,6 +47,7 @@ from web.api import (
     api,
     bad_request,
     found,
+    json_object,
     not_found,
     page_params,
     paginated,
@@ -71,16 +72,6 @@ UNUSED_BY_TYPE = {
 }
 FIELDS = ("name", "type", "team_id", "time_zone", "level", "start", "duration", "rotation_start", *RECURRENCE_FIELDS,
           "users", "rolling_users", "start_rotation_from_user_index")
-
-
-def json_object() -> dict:
-    try:
-        body = request.get_json(silent=True)
-    except RecursionError:  # nested too deep for the parser
-        body = None
-    if not isinstance(body, dict):
-        raise bad_request("A JSON object is expected.")
-    return body
 
 
 def field_error(field: str, message: str) -> ApiError:

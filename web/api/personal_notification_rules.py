@@ -44,10 +44,19 @@ from domain.notification_rules import (
 from projections.notification_rules import RULES_PAGE_SIZE, rule_by_id, rules_page
 from projections.users import user_by_id
 from web import runtime
-from web.api import ApiError, api, bad_request, found, not_found, page_params, paginated
+from web.api import (
+    ApiError,
+    api,
+    bad_request,
+    found,
+    json_object,
+    load_body,
+    not_found,
+    page_params,
+    paginated,
+)
 from web.api.routes import MAX_ID_LENGTH, REQUIRED, WholeNumber
 from web.api.schemas import PageSchema, Text
-from web.api.users import load_body
 
 FORBIDDEN = {"detail": "You do not have permission to perform this action."}
 MAX_POSITION = 2**31 - 1  # OnCall keeps ``order`` in a PositiveIntegerField
@@ -272,12 +281,7 @@ def get_notification_channels(user_id: str):
 def change_notification_channels(user_id: str):
     row = _user_or_404(user_id)
     _may_change(row["id"])
-    try:
-        body = request.get_json(silent=True)
-    except RecursionError:  # nested too deep for the parser
-        body = None
-    if not isinstance(body, dict):
-        raise bad_request("A JSON object is expected.")
+    body = json_object()
     unknown = [slot for slot in body if slot not in ADDRESS_SLOTS][:MAX_NAMED_ERRORS]  # a bound on the answer
     if unknown:
         raise bad_request({

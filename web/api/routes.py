@@ -11,14 +11,27 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from domain.escalation import RouteRefused
 from domain.ids import PREFIX_ROUTE, public_id
-from domain.routes import MAX_ROUTING_TERM_LENGTH, ROUTING_REGEX, ROUTING_TYPES, routing_term_error
+from domain.routes import (
+    MAX_ROUTING_TERM_LENGTH,
+    ROUTING_REGEX,
+    ROUTING_TYPES,
+    routing_term_error,
+)
 from projections.escalation_chains import chain_by_id
 from projections.queries import integration_by_id
 from projections.routes import ROUTES_PAGE_SIZE, route_by_id, routes_page
 from web import runtime
-from web.api import api, bad_request, found, not_found, page_params, paginated, requires
+from web.api import (
+    api,
+    bad_request,
+    found,
+    load_body,
+    not_found,
+    page_params,
+    paginated,
+    requires,
+)
 from web.api.schemas import PageSchema, Text
-from web.api.users import load_body
 
 DEFAULT_TERM_FIXED = "Filtering term of default route cannot be changed"  # OnCall's text
 MAX_ID_LENGTH = 100  # longer than any public id; a bound on what is echoed and looked up

@@ -57,12 +57,13 @@ from web.api import (
     api,
     bad_request,
     found,
+    json_object,
     not_found,
     page_params,
     paginated,
     requires,
 )
-from web.api.on_call_shifts import _team, _text, field_error, json_object
+from web.api.on_call_shifts import _team, _text, field_error
 from web.api.schemas import PageSchema
 from web.api.users import export_token_status
 

@@ -6,7 +6,15 @@ import json
 import re
 
 from jinja2 import Environment, TemplateSyntaxError, nodes
-from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import (
+    EXCLUDE,
+    INCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates_schema,
+)
 
 from domain.heartbeat import TIMEOUT_OPTIONS
 from domain.integrations import CHANNEL_ATTRIBUTES, TEMPLATE_FIELDS

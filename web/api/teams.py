@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -13,9 +13,18 @@ from domain.ids import PREFIX_TEAM, public_id
 from domain.users import NameTaken
 from projections.users import team_by_id, teams_page
 from web import runtime
-from web.api import api, bad_request, found, not_found, page_params, paginated, requires
+from web.api import (
+    api,
+    bad_request,
+    found,
+    load_body,
+    not_found,
+    page_params,
+    paginated,
+    requires,
+)
 from web.api.schemas import PageSchema, Text
-from web.api.users import email_address, load_body, printable_name
+from web.api.users import email_address, printable_name
 
 MAX_URL_LENGTH = 2000
 
@@ -79,7 +88,7 @@ def create_team():
     rt = runtime()
     try:
         team, position = rt.config.create_team(
-            name=data["name"], email=data.get("email"), avatar_url=data.get("avatar_url"), at=datetime.now(timezone.utc)
+            name=data["name"], email=data.get("email"), avatar_url=data.get("avatar_url"), at=datetime.now(UTC)
         )
     except NameTaken as taken:
         raise bad_request({taken.field: [str(taken)]})
@@ -110,7 +119,7 @@ def delete_team(team_id: str):
     row = _team_or_404(team_id)
     rt = runtime()
     try:
-        position = rt.config.delete_team(UUID(row["uuid"]), at=datetime.now(timezone.utc))
+        position = rt.config.delete_team(UUID(row["uuid"]), at=datetime.now(UTC))
     except AggregateNotFoundError:
         not_found()
     rt.wait_for("config", position)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from flask import jsonify, request
+from flask import jsonify
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 
 from adapters.render_pool import Done, Stopped
@@ -28,7 +28,7 @@ from domain.integrations import (
 from domain.integrations.preview import preview_field as render_preview
 from projections.queries import integration_by_id
 from web import runtime
-from web.api import api, bad_request, not_found, requires
+from web.api import api, bad_request, json_object, not_found, requires
 from web.api.schemas import TemplatesSchema, flatten_templates
 
 # OnCall's internal preview names its templates differently; both spellings are accepted.
@@ -158,15 +158,6 @@ def _integration(integration_id: str) -> dict:
     return row
 
 
-def _json_object() -> dict:
-    if not request.get_data():
-        return {}
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise bad_request("A JSON object is expected.")
-    return body
-
-
 def _alert_to_preview(row: dict, alert_id: str | None) -> dict:
     db = runtime().db
     if alert_id is not None:
@@ -190,7 +181,7 @@ def _alert_to_preview(row: dict, alert_id: str | None) -> dict:
 def preview_template(integration_id: str):
     row = _integration(integration_id)
     try:
-        data = PreviewTemplateRequestSchema().load(_json_object())
+        data = PreviewTemplateRequestSchema().load(json_object(empty_is={}))
     except ValidationError as invalid:
         raise bad_request(invalid.messages)
     if ("template_name" in data) == ("templates" in data):
@@ -231,7 +222,7 @@ def preview_template(integration_id: str):
 @api.post("/integrations/<integration_id>/send_demo_alert", strict_slashes=False)
 @requires("editor")
 def send_demo_alert(integration_id: str):
-    submit_demo_alert(_integration(integration_id), _json_object().get("payload"))
+    submit_demo_alert(_integration(integration_id), json_object(empty_is={}).get("payload"))
     return jsonify({})
 
 
@@ -255,6 +246,6 @@ def submit_demo_alert(row: dict, payload: Any) -> None:
         integration_id=UUID(row["uuid"]),
         kind=KIND_DEMO,
         payload_json=payload_json,
-        received_at=datetime.now(timezone.utc),
+        received_at=datetime.now(UTC),
     )
     runtime().committer.submit(entry)  # the same durable path as inbound alerts (503 if it fails)

@@ -27,6 +27,7 @@ from web.api import (
     api,
     bad_request,
     found,
+    load_body,
     not_found,
     page_params,
     paginated,
@@ -119,20 +120,6 @@ class UserPageSchema(PageSchema):
 
 user_schema = UserSchema()
 short_user_schema = ShortUserSchema()
-
-
-def load_body(schema: Schema, partial: bool) -> dict:
-    """The request's JSON object through ``schema``; 400 with field errors otherwise."""
-    try:
-        body = request.get_json(silent=True)
-    except RecursionError:  # nested too deep for the parser
-        body = None
-    if not isinstance(body, dict):
-        raise bad_request("A JSON object is expected.")
-    try:
-        return schema.load(body, partial=partial)
-    except ValidationError as invalid:
-        raise bad_request(invalid.messages)
 
 
 def _team_uuids(team_ids: list[str]) -> list[UUID]:

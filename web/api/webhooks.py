@@ -37,10 +37,19 @@ from projections.webhooks import (
     webhooks_page,
 )
 from web import runtime
-from web.api import api, bad_request, found, not_found, page_params, paginated, requires
+from web.api import (
+    api,
+    bad_request,
+    found,
+    load_body,
+    not_found,
+    page_params,
+    paginated,
+    requires,
+)
 from web.api.routes import MAX_ID_LENGTH, REQUIRED
 from web.api.schemas import PageSchema, Text
-from web.api.users import load_body, printable_name
+from web.api.users import printable_name
 
 # OnCall's texts.
 NAME_TAKEN = "The fields name, organization must make a unique set."

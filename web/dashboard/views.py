@@ -5,11 +5,20 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import urlencode
 from uuid import UUID
 
-from flask import Response, current_app, jsonify, redirect, render_template, request, session, url_for
+from flask import (
+    Response,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from markupsafe import Markup
 from marshmallow import ValidationError
 
@@ -22,7 +31,14 @@ from domain.integrations import INTEGRATION_TYPES, TEMPLATE_FIELDS, effective_te
 from domain.integrations.preview import web_message
 from projections import insights as read
 from projections.db import iso
-from projections.queries import Page, alert_group, api_token_by_hash, integration_by_id, integrations_page, timeline
+from projections.queries import (
+    Page,
+    alert_group,
+    api_token_by_hash,
+    integration_by_id,
+    integrations_page,
+    timeline,
+)
 from web import runtime
 from web.api import ApiError
 from web.api.alert_groups import act_on_group
@@ -150,11 +166,11 @@ def _list_filters() -> tuple[dict, dict]:
     if form["integration"]:
         filters["integration_id"] = form["integration"]
     if form["from"]:
-        filters["started_after"] = iso(datetime.combine(_day(form["from"], "from"), time(), timezone.utc))
+        filters["started_after"] = iso(datetime.combine(_day(form["from"], "from"), time(), UTC))
     if form["to"]:  # the whole day named is included
         last = _day(form["to"], "to")
         if last < date.max:  # the last day there is: no end
-            filters["started_before"] = iso(datetime.combine(last + timedelta(days=1), time(), timezone.utc))
+            filters["started_before"] = iso(datetime.combine(last + timedelta(days=1), time(), UTC))
     if form["q"]:
         if len(form["q"]) > read.MAX_SEARCH_LENGTH:
             raise BadFilter(f"the search can be at most {read.MAX_SEARCH_LENGTH} characters")
@@ -521,7 +537,7 @@ def insights_page():
     names = read.integration_names(db)
     if integration_id is not None and integration_id not in names:
         return refuse(400, "No such integration.")
-    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start, end = today - timedelta(days=days - 1), today + timedelta(days=1)
     found = read.insights(db, start, end, integration_id)
     return render_template(
