@@ -86,11 +86,17 @@ class Page:
         return self.driver.find_elements(By.CSS_SELECTOR, css)
 
     def wait(self, condition, describe: str):
-        from selenium.common.exceptions import TimeoutException
+        from selenium.common.exceptions import (
+            StaleElementReferenceException,
+            TimeoutException,
+        )
         from selenium.webdriver.support.ui import WebDriverWait
 
+        # The page updates itself: an element found a moment ago may have been replaced since.
+        waiting = WebDriverWait(self.driver, WAIT_SECONDS, poll_frequency=0.2,
+                                ignored_exceptions=(StaleElementReferenceException,))  # fmt: skip
         try:
-            return WebDriverWait(self.driver, WAIT_SECONDS, poll_frequency=0.2).until(lambda _: condition())
+            return waiting.until(lambda _: condition())
         except TimeoutException:
             self.shot("timeout")
             pytest.fail(f"timed out after {WAIT_SECONDS:g}s waiting for {describe} on {self.driver.current_url}",

@@ -26,32 +26,8 @@ from tests.integration.test_escalation_runs import (
     fire,
     routed_integration,
 )
-from tests.integration.test_notification_senders import (
-    LOCAL,
-    Mailbox,
-    Receiver,
-    free_port,
-)
 from tests.integration.test_users_and_teams import make_user
-
-
-@pytest.fixture
-def mailbox():
-    from aiosmtpd.controller import Controller
-
-    box = Mailbox()
-    box.port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=box.port)
-    controller.start()
-    yield box
-    controller.stop()
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver()
-    yield server
-    server.stop()
+from tests.local_servers import LOCAL
 
 
 @pytest.fixture
@@ -245,7 +221,8 @@ def test_outgoing_webhooks_fire_on_their_events_and_from_an_escalation_step(
                         "outgoing webhook `Ack hook` triggered by acknowledge"} <= set(actions(client, group_id)),
                describe="both on the timeline")  # fmt: skip
     assert not any("Never" in action for action in actions(client, group_id))
-    responses = client.get(f"/api/v1/webhooks/{on_ack['id']}/responses").get_json()["results"]
+    responses = eventually(lambda: client.get(f"/api/v1/webhooks/{on_ack['id']}/responses").get_json()["results"],
+                           describe="the response, once the configuration's read models show it")  # fmt: skip
     assert [(r["status_code"], r["event_data"] is not None) for r in responses] == [(200, True)]
     time.sleep(1)
     assert [r["path"] for r in receiver.requests] == ["/ack"]  # each once
