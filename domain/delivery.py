@@ -229,7 +229,7 @@ def notify_person(uow: UnitOfWork, request: Escalation.NotificationRequested, co
     notification_id = PersonalNotification.create_id(request.originator_id, request.originator_version)
     if uow.get(notification_id) is not None:
         return
-    direct = request.reason.endswith(f"paged user {request.username}")
+    direct = getattr(request, "direct", False)
     notification = PersonalNotification._create(
         PersonalNotification.Created, id=notification_id, group_id=request.group_id, user_id=request.user_id,
         username=request.username, important=request.important, notify_anyway=direct, reason=request.reason,

@@ -176,9 +176,11 @@ class Escalation(Aggregate):
 
     @event("NotificationRequested")
     def notification_requested(
-        self, group_id: UUID, user_id: UUID, username: str, important: bool, reason: str, at: datetime
+        self, group_id: UUID, user_id: UUID, username: str, important: bool, reason: str, at: datetime,
+        direct: bool = False,
     ) -> None:
-        """The delivery side's input: one per person and request."""
+        """The delivery side's input: one per person and request. ``direct``: paged by hand, so
+        notified whatever the group's state (but resolved), as OnCall's ``notify_anyway``."""
 
     @event("ResponderPaged")
     def _responder_paged(self, group_id: UUID, user_id: UUID, username: str, important: bool, by: str | None,
@@ -192,7 +194,7 @@ class Escalation(Aggregate):
                               important=important, by=by, at=at)  # fmt: skip
         reason = f"{by or 'API'} paged user {person.username}"
         self.notification_requested(group_id=self.group_id, user_id=person.id, username=person.username,
-                                    important=important, reason=reason, at=at)  # fmt: skip
+                                    important=important, reason=reason, at=at, direct=True)  # fmt: skip
 
     @event("Scheduled")
     def _scheduled(self, index: int, due_at: datetime, fence: int) -> None:
