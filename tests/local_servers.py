@@ -9,8 +9,16 @@ import http.server
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from adapters.http_guard import OutgoingPolicy
+
+# What the senders are allowed to reach in these tests: the servers here, on 127.0.0.1.
+LOCAL = OutgoingPolicy.from_setting("127.0.0.1")
 
 
 def free_port() -> int:
@@ -91,3 +99,17 @@ class Mailbox:
             self.logins.append((auth_data.login.decode(), auth_data.password.decode()))
             return AuthResult(success=auth_data.password == b"s3cret:/@", handled=False)
         return AuthResult(success=False, handled=False)
+
+
+@contextmanager
+def smtp_server(mailbox: Mailbox) -> Iterator[Mailbox]:
+    """``mailbox`` behind a real SMTP server on 127.0.0.1, its port in ``mailbox.port``; it offers
+    AUTH without TLS and checks logins with ``mailbox.authenticate``."""
+    mailbox.port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=mailbox.port, authenticator=mailbox.authenticate,
+                            auth_require_tls=False)  # fmt: skip
+    controller.start()
+    try:
+        yield mailbox
+    finally:
+        controller.stop()

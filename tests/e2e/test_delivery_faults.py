@@ -70,12 +70,7 @@ from projections.timeline import (
 from projections.users import user_by_id
 from tests.conftest import redis_url, require_redis
 from tests.e2e.conftest import ProductionProcesses, http, run_cli, wait_healthy
-from tests.integration.test_notification_senders import (
-    LOCAL,
-    Mailbox,
-    Receiver,
-    free_port,
-)
+from tests.local_servers import LOCAL, Mailbox, Receiver, smtp_server
 from tocsin.runtime import Runtime
 from workers.delivery import ATTEMPT_HEADER
 
@@ -124,14 +119,8 @@ class SlowMailbox(Mailbox):
 
 @pytest.fixture
 def mailbox():
-    from aiosmtpd.controller import Controller
-
-    box = SlowMailbox()
-    box.port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=box.port)
-    controller.start()
-    yield box
-    controller.stop()
+    with smtp_server(SlowMailbox()) as box:
+        yield box
 
 
 @pytest.fixture

@@ -1,10 +1,14 @@
-"""Helpers for tests that drive the HTTP API (the `client` fixture comes from tests/conftest.py)."""
+"""Helpers for tests that drive the HTTP API (the `client` fixture comes from tests/conftest.py),
+and the real servers on this machine that tests of sending things out send to."""
 
 from __future__ import annotations
+
+import socket
 
 import pytest
 
 from tests.conftest import eventually, load_payload
+from tests.local_servers import Mailbox, Receiver, smtp_server
 
 
 @pytest.fixture
@@ -72,3 +76,54 @@ def send(client, integration: dict, payload: str | dict) -> None:
     else:
         response = client.post(inbound_path(integration), json=payload)
     assert (response.status_code, response.get_json()) == (200, "Ok.")
+
+
+# --- real servers on this machine, and a resolver for addresses that are not ------------------------
+
+
+@pytest.fixture
+def mailbox():
+    """A real SMTP server on 127.0.0.1 that keeps every message (see ``tests.local_servers``)."""
+    with smtp_server(Mailbox()) as box:
+        yield box
+
+
+@pytest.fixture
+def receiver():
+    """A real HTTP server on 127.0.0.1 that records every request."""
+    server = Receiver()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def second_loopback():
+    """A server on 127.0.0.2 (another loopback address) that a redirect points to."""
+    server = Receiver("127.0.0.2")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def resolver_and_no_connections(monkeypatch):
+    """``internal.test`` resolves to an address a test chooses; any connection attempt to a
+    non-loopback address is recorded and refused, so nothing can leave this machine."""
+    answers: dict[str, str] = {}
+    attempts: list = []
+    real_getaddrinfo, real_connect = socket.getaddrinfo, socket.socket.connect
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host in answers:
+            family = socket.AF_INET6 if ":" in answers[host] else socket.AF_INET
+            return [(family, socket.SOCK_STREAM, 6, "", (answers[host], port))]
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    def connect(sock, address):
+        if not str(address[0]).startswith("127."):
+            attempts.append(address)
+            raise ConnectionRefusedError("this test connects to nothing outside the machine")
+        return real_connect(sock, address)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return answers, attempts

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import http.server
 import json
-import socket
 import time
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from adapters.http_guard import OutgoingPolicy, guarded
 from adapters.notify_channels import (
@@ -30,36 +28,24 @@ from adapters.notify_channels import (
     send_email,
     send_webhook,
 )
-from tests.local_servers import Mailbox, Receiver, free_port
+from tests.local_servers import LOCAL, free_port
 
-LOCAL = OutgoingPolicy.from_setting("127.0.0.1")
+# The servers (``mailbox``, ``receiver``, ``second_loopback``) and the resolver are fixtures of
+# tests/integration/conftest.py.
 
 
 # --- a real SMTP server ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def smtp_server():
-    mailbox = Mailbox()
-    port = free_port()
-    controller = Controller(
-        mailbox, hostname="127.0.0.1", port=port, authenticator=mailbox.authenticate, auth_require_tls=False
-    )
-    controller.start()
-    mailbox.port = port
-    yield mailbox
-    controller.stop()
-
-
-def test_an_email_reaches_a_real_smtp_server_with_login_and_the_sender_from_the_setting(smtp_server):
-    url = f"smtp://oncall%40example.com:s3cret%3A%2F%40@127.0.0.1:{smtp_server.port}/?from=pager@example.com"
+def test_an_email_reaches_a_real_smtp_server_with_login_and_the_sender_from_the_setting(mailbox):
+    url = f"smtp://oncall%40example.com:s3cret%3A%2F%40@127.0.0.1:{mailbox.port}/?from=pager@example.com"
     message = email_message("alice@example.com", "[Tocsin] #7 InstanceDown", "Status: firing\nlabels: job=node")
 
     result = send_email(url, message)
 
     assert (result.outcome, result.reason) == (SENT, "")
-    assert smtp_server.logins == [("oncall@example.com", "s3cret:/@")]  # the URL's parts, unquoted
-    [(envelope, received)] = smtp_server.messages
+    assert mailbox.logins == [("oncall@example.com", "s3cret:/@")]  # the URL's parts, unquoted
+    [(envelope, received)] = mailbox.messages
     assert envelope.mail_from == "pager@example.com" and envelope.rcpt_tos == ["alice@example.com"]
     assert received["Subject"] == "[Tocsin] #7 InstanceDown"
     assert (received["From"], received["To"]) == ("pager@example.com", "alice@example.com")
@@ -67,10 +53,10 @@ def test_an_email_reaches_a_real_smtp_server_with_login_and_the_sender_from_the_
     assert received.get_content().splitlines() == ["Status: firing", "labels: job=node"]
 
 
-def test_a_title_with_line_breaks_cannot_add_headers(smtp_server):
+def test_a_title_with_line_breaks_cannot_add_headers(mailbox):
     message = email_message("bob@example.com", "Disk full\r\nBcc: mallory@example.com\nX-Evil: 1", "body")
-    assert send_email(f"smtp://127.0.0.1:{smtp_server.port}", message).outcome == SENT
-    [(envelope, received)] = smtp_server.messages
+    assert send_email(f"smtp://127.0.0.1:{mailbox.port}", message).outcome == SENT
+    [(envelope, received)] = mailbox.messages
     assert envelope.rcpt_tos == ["bob@example.com"]
     assert received["Bcc"] is None and received["X-Evil"] is None
     assert received["Subject"] == "Disk full Bcc: mallory@example.com X-Evil: 1"
@@ -80,24 +66,24 @@ def test_a_title_with_line_breaks_cannot_add_headers(smtp_server):
 @pytest.mark.parametrize(
     "answer, outcome", [("450 Mailbox busy, try later", TRANSIENT), ("550 No such user here", PERMANENT)]
 )
-def test_a_refused_recipient_is_transient_for_4xx_and_permanent_for_5xx(smtp_server, answer, outcome):
-    smtp_server.rcpt_answer = answer
-    result = send_email(f"smtp://127.0.0.1:{smtp_server.port}", email_message("carol@example.com", "t", "b"))
+def test_a_refused_recipient_is_transient_for_4xx_and_permanent_for_5xx(mailbox, answer, outcome):
+    mailbox.rcpt_answer = answer
+    result = send_email(f"smtp://127.0.0.1:{mailbox.port}", email_message("carol@example.com", "t", "b"))
     assert result.outcome == outcome
     assert answer.split(" ", 1)[1] in result.reason and "carol@example.com" in result.reason
-    assert smtp_server.messages == []
+    assert mailbox.messages == []
 
 
-def test_a_wrong_password_is_permanent(smtp_server):
-    result = send_email(f"smtp://u:wrong@127.0.0.1:{smtp_server.port}", email_message("d@example.com", "t", "b"))
+def test_a_wrong_password_is_permanent(mailbox):
+    result = send_email(f"smtp://u:wrong@127.0.0.1:{mailbox.port}", email_message("d@example.com", "t", "b"))
     assert result.outcome == PERMANENT and result.reason.startswith("SMTP 535")
-    assert smtp_server.messages == []
+    assert mailbox.messages == []
 
 
-def test_starttls_required_but_not_offered_is_permanent(smtp_server):
-    result = send_email(f"smtp://127.0.0.1:{smtp_server.port}?starttls=true", email_message("e@example.com", "t", "b"))
+def test_starttls_required_but_not_offered_is_permanent(mailbox):
+    result = send_email(f"smtp://127.0.0.1:{mailbox.port}?starttls=true", email_message("e@example.com", "t", "b"))
     assert result.outcome == PERMANENT and "STARTTLS" in result.reason
-    assert smtp_server.messages == []
+    assert mailbox.messages == []
 
 
 def test_no_server_or_no_setting():
@@ -110,21 +96,6 @@ def test_no_server_or_no_setting():
 
 
 # --- a real HTTP server ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def second_loopback():
-    """A server on 127.0.0.2 (another loopback address) that a redirect points to."""
-    server = Receiver("127.0.0.2")
-    yield server
-    server.stop()
 
 
 def test_a_webhook_posts_json_to_a_real_server(receiver):
@@ -198,31 +169,6 @@ def test_private_and_link_local_literals_are_refused_before_any_connection(recei
     host = f"[{address}]" if ":" in address else address
     result = send_webhook(f"http://{host}:{receiver.port}/hook", {"x": 1})
     assert result.outcome == PERMANENT and f"is a {kind} address" in result.reason
-
-
-@pytest.fixture
-def resolver_and_no_connections(monkeypatch):
-    """``internal.test`` resolves to an address a test chooses; any connection attempt to a
-    non-loopback address is recorded and refused, so nothing can leave this machine."""
-    answers: dict[str, str] = {}
-    attempts: list = []
-    real_getaddrinfo, real_connect = socket.getaddrinfo, socket.socket.connect
-
-    def getaddrinfo(host, port, *args, **kwargs):
-        if host in answers:
-            family = socket.AF_INET6 if ":" in answers[host] else socket.AF_INET
-            return [(family, socket.SOCK_STREAM, 6, "", (answers[host], port))]
-        return real_getaddrinfo(host, port, *args, **kwargs)
-
-    def connect(sock, address):
-        if not str(address[0]).startswith("127."):
-            attempts.append(address)
-            raise ConnectionRefusedError("this test connects to nothing outside the machine")
-        return real_connect(sock, address)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    return answers, attempts
 
 
 @pytest.mark.parametrize("address", ["10.1.2.3", "169.254.169.254", "172.16.0.9", "fd00::1"])

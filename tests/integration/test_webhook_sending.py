@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import time
 from datetime import UTC, datetime
 from uuid import uuid4
@@ -46,9 +45,8 @@ from tests.integration.test_webhooks_api import (
     webhook_uuid,
     webhooks_runtime,
 )
-from tests.local_servers import Receiver
+from tests.local_servers import LOCAL
 
-LOCAL = OutgoingPolicy.from_setting("127.0.0.1")
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ALICE = event_user("UALICE1234567", "alice", "alice@example.com")
 GROUP = {"id": "I6HNZGUFG4K11", "integration_id": "CZ7URAT4V3QF2", "route_id": "RKHXJKVZYYVST", "alerts_count": 1,
@@ -75,21 +73,6 @@ def context(trigger: str = "acknowledge", **changes) -> dict:
 def hook(url: str, **fields) -> WebhookSettings:
     return WebhookSettings(**{"id": uuid4(), "name": "Tickets", "trigger_type": "acknowledge", "http_method": "POST",
                               "url": url, "forward_all": False, **fields})  # fmt: skip
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def second_loopback():
-    """A server on 127.0.0.2 (another loopback address) that a redirect points to."""
-    server = Receiver("127.0.0.2")
-    yield server
-    server.stop()
 
 
 # --- what arrives ---------------------------------------------------------------------------------
@@ -175,31 +158,6 @@ def test_a_private_literal_is_refused_before_any_connection():
     for url in ("http://10.1.2.3/hook", "http://169.254.169.254/latest/meta-data", "http://[::ffff:192.168.0.1]/"):
         refused = send_webhook_request(render_request(hook(url), context()))
         assert refused.outcome == PERMANENT and refused.error.startswith("URL - This address is not allowed: "), url
-
-
-@pytest.fixture
-def resolver_and_no_connections(monkeypatch):
-    """``internal.test`` resolves to an address a test chooses; any connection attempt to a
-    non-loopback address is recorded and refused, so nothing can leave this machine."""
-    answers: dict[str, str] = {}
-    attempts: list = []
-    real_getaddrinfo, real_connect = socket.getaddrinfo, socket.socket.connect
-
-    def getaddrinfo(host, port, *args, **kwargs):
-        if host in answers:
-            family = socket.AF_INET6 if ":" in answers[host] else socket.AF_INET
-            return [(family, socket.SOCK_STREAM, 6, "", (answers[host], port))]
-        return real_getaddrinfo(host, port, *args, **kwargs)
-
-    def connect(sock, address):
-        if not str(address[0]).startswith("127."):
-            attempts.append(address)
-            raise ConnectionRefusedError("this test connects to nothing outside the machine")
-        return real_connect(sock, address)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    return answers, attempts
 
 
 @pytest.mark.parametrize("address", ["10.1.2.3", "169.254.169.254", "192.168.7.7", "fd00::1"])
