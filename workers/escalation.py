@@ -140,11 +140,9 @@ class EscalationProcess(TrackedProcess):
 
     def webhooks_for(self, trigger: str, integration_id: UUID | None) -> list[tuple[UUID, str]]:
         webhooks = self._live_webhooks()
-        if integration_id is None:
-            fired = [w for w in webhooks_for(trigger, None, [replace(w, integration_filter=()) for w in webhooks])]
-        else:
-            fired = webhooks_for(trigger, integration_id, webhooks)
-        return [(webhook.id, webhook.name) for webhook in fired]
+        if integration_id is None:  # any webhook with the trigger, whatever integrations it takes
+            webhooks = [replace(webhook, integration_filter=()) for webhook in webhooks]
+        return [(webhook.id, webhook.name) for webhook in webhooks_for(trigger, integration_id, webhooks)]
 
     def webhook_named_by(self, public_id: str, integration_id: UUID) -> tuple[UUID, str] | None:
         for webhook in self._live_webhooks():
