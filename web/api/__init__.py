@@ -7,10 +7,12 @@ from collections.abc import Callable
 from functools import wraps
 from urllib.parse import urlencode
 
+from eventsourcing.application import AggregateNotFoundError
 from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 from marshmallow import Schema, ValidationError
 
 from adapters.expiring_cache import ExpiringCache
+from domain.applications import Configuration
 from domain.configuration import ROLES, token_digest
 from projections.db import Database
 from projections.queries import Page, api_token_by_hash
@@ -163,6 +165,17 @@ def load_body(schema: Schema, partial: bool = False) -> dict:
         return schema.load(json_object(), partial=partial)
     except ValidationError as invalid:
         raise bad_request(invalid.messages)
+
+
+def config_change(change: Callable[[Configuration], int | None]) -> None:
+    """Run a configuration command (404 when what it changes was deleted meanwhile) and wait until
+    the read models show it, so the answer and the next request see the change."""
+    rt = runtime()
+    try:
+        position = change(rt.config)
+    except AggregateNotFoundError:
+        not_found()
+    rt.wait_for("config", position)
 
 
 def not_found():

@@ -33,6 +33,7 @@ from web import runtime
 from web.api import (
     api,
     bad_request,
+    config_change,
     found,
     load_body,
     not_found,
@@ -235,10 +236,5 @@ def update_escalation_policy(policy_id: str):
 @requires("admin")
 def delete_escalation_policy(policy_id: str):
     row = _policy_or_404(policy_id)
-    rt = runtime()
-    try:
-        position = rt.config.remove_escalation_policy(UUID(row["chain_uuid"]), UUID(row["uuid"]))
-    except AggregateNotFoundError:
-        not_found()
-    rt.wait_for("config", position)
+    config_change(lambda config: config.remove_escalation_policy(UUID(row["chain_uuid"]), UUID(row["uuid"])))
     return Response(status=204)

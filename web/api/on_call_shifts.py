@@ -46,6 +46,7 @@ from web.api import (
     ApiError,
     api,
     bad_request,
+    config_change,
     found,
     json_object,
     not_found,
@@ -286,12 +287,7 @@ def update_shift(shift_id: str):
         spec = edited_from_now(row["spec"], spec, now_local)
     else:
         spec = {**spec, **{key: row["spec"][key] for key in VERSION_KEYS if key in row["spec"]}}
-    rt = runtime()
-    try:
-        position = rt.config.update_shift(UUID(row["uuid"]), spec)
-    except AggregateNotFoundError:
-        not_found()
-    rt.wait_for("config", position)
+    config_change(lambda config: config.update_shift(UUID(row["uuid"]), spec))
     return jsonify(serialise(_shift_or_404(shift_id)))
 
 

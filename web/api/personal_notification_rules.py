@@ -48,6 +48,7 @@ from web.api import (
     ApiError,
     api,
     bad_request,
+    config_change,
     found,
     json_object,
     load_body,
@@ -229,12 +230,7 @@ def update_personal_notification_rule(rule_id: str):
 def delete_personal_notification_rule(rule_id: str):
     row = found(rule_by_id, rule_id)
     _may_change(row["user_id"])
-    rt = runtime()
-    try:
-        position = rt.config.remove_notification_rule(UUID(row["user_uuid"]), UUID(row["uuid"]))
-    except AggregateNotFoundError:
-        not_found()
-    rt.wait_for("config", position)
+    config_change(lambda config: config.remove_notification_rule(UUID(row["user_uuid"]), UUID(row["uuid"])))
     return Response(status=204)
 
 
@@ -295,12 +291,7 @@ def change_notification_channels(user_id: str):
         address = _checked(slot, value, current.get(slot))
         if address is not KEEP:
             changes[slot] = address
-    rt = runtime()
-    try:
-        position = rt.config.change_notification_channels(UUID(row["uuid"]), changes) if changes else None
-    except AggregateNotFoundError:  # deleted meanwhile
-        not_found()
-    rt.wait_for("config", position)
+    config_change(lambda config: config.change_notification_channels(UUID(row["uuid"]), changes) if changes else None)
     return jsonify(notification_channels_seen(_user_or_404(row["id"])))
 
 

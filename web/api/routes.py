@@ -24,6 +24,7 @@ from web import runtime
 from web.api import (
     api,
     bad_request,
+    config_change,
     found,
     load_body,
     not_found,
@@ -221,10 +222,6 @@ def delete_route(route_id: str):
     integration = integration_by_id(rt.db, row["integration_id"])
     if integration is None:
         not_found()
-    try:
-        position = rt.config.remove_route(UUID(integration["uuid"]), UUID(row["uuid"]))
-    except AggregateNotFoundError:
-        not_found()
-    rt.wait_for("config", position)
+    config_change(lambda config: config.remove_route(UUID(integration["uuid"]), UUID(row["uuid"])))
     return Response(status=204)
 

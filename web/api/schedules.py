@@ -14,7 +14,6 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
 from flask import Response, g, jsonify, request
 from marshmallow import Schema, fields, validate
 
@@ -56,9 +55,9 @@ from web.api import (
     _caller,
     api,
     bad_request,
+    config_change,
     found,
     json_object,
-    not_found,
     page_params,
     paginated,
     requires,
@@ -264,11 +263,7 @@ def update_schedule(schedule_id: str):
     now = datetime.now(UTC)
     settings, uploads = schedule_settings(json_object(), row["type"], before=row["settings"], now=now)
     rt = runtime()
-    try:
-        position = rt.config.update_schedule(UUID(row["uuid"]), settings, uploads, at=now)
-    except AggregateNotFoundError:
-        not_found()
-    rt.wait_for("config", position)
+    config_change(lambda config: config.update_schedule(UUID(row["uuid"]), settings, uploads, at=now))
     return jsonify(serialise(_schedule_or_404(schedule_id), directory(rt.db), datetime.now(UTC)))
 
 
@@ -276,12 +271,7 @@ def update_schedule(schedule_id: str):
 @requires("admin")
 def delete_schedule(schedule_id: str):
     row = _schedule_or_404(schedule_id)
-    rt = runtime()
-    try:
-        position = rt.config.delete_schedule(UUID(row["uuid"]), at=datetime.now(UTC))
-    except AggregateNotFoundError:
-        not_found()
-    rt.wait_for("config", position)
+    config_change(lambda config: config.delete_schedule(UUID(row["uuid"]), at=datetime.now(UTC)))
     return Response(status=204)
 
 

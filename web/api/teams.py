@@ -16,6 +16,7 @@ from web import runtime
 from web.api import (
     api,
     bad_request,
+    config_change,
     found,
     load_body,
     not_found,
@@ -117,10 +118,5 @@ def update_team(team_id: str):
 def delete_team(team_id: str):
     """The team leaves every list and every user's ``teams``."""
     row = _team_or_404(team_id)
-    rt = runtime()
-    try:
-        position = rt.config.delete_team(UUID(row["uuid"]), at=datetime.now(UTC))
-    except AggregateNotFoundError:
-        not_found()
-    rt.wait_for("config", position)
+    config_change(lambda config: config.delete_team(UUID(row["uuid"]), at=datetime.now(UTC)))
     return Response(status=204)

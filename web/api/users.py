@@ -26,6 +26,7 @@ from web.api import (
     ApiError,
     api,
     bad_request,
+    config_change,
     found,
     load_body,
     not_found,
@@ -204,12 +205,7 @@ def update_user(user_id: str):
 def delete_user(user_id: str):
     """The user leaves every list; its tokens stop working (within the token cache's lifetime)."""
     row = _user_or_404(user_id)
-    rt = runtime()
-    try:
-        position = rt.config.delete_user(UUID(row["uuid"]), at=datetime.now(UTC))
-    except AggregateNotFoundError:
-        not_found()
-    rt.wait_for("config", position)
+    config_change(lambda config: config.delete_user(UUID(row["uuid"]), at=datetime.now(UTC)))
     return Response(status=204)
 
 
@@ -254,10 +250,5 @@ def create_export_token(user_id: str):
 def revoke_export_token(user_id: str):
     """The token stops opening the calendar at once (404 if there is none)."""
     row = _own_or_admin(user_id)
-    rt = runtime()
-    try:
-        position = rt.config.revoke_user_export_token(row["id"], at=datetime.now(UTC))
-    except AggregateNotFoundError:
-        not_found()
-    rt.wait_for("config", position)
+    config_change(lambda config: config.revoke_user_export_token(row["id"], at=datetime.now(UTC)))
     return Response(status=204)

@@ -40,6 +40,7 @@ from web import runtime
 from web.api import (
     api,
     bad_request,
+    config_change,
     found,
     load_body,
     not_found,
@@ -282,12 +283,7 @@ def update_webhook(webhook_id: str):
 @requires("admin")
 def delete_webhook(webhook_id: str):
     row = found(webhook_by_id, webhook_id)
-    rt = runtime()
-    try:
-        position = rt.config.delete_webhook(UUID(row["uuid"]), at=datetime.now(UTC))
-    except AggregateNotFoundError:
-        not_found()
-    rt.wait_for("config", position)
+    config_change(lambda config: config.delete_webhook(UUID(row["uuid"]), at=datetime.now(UTC)))
     return Response(status=204)
 
 
