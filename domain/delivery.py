@@ -191,11 +191,13 @@ def request_attempt(uow: UnitOfWork, notification_id: UUID, index: int, number: 
 # --- running a person's rules ------------------------------------------------------------------------
 
 
-def _group_stops(notification: PersonalNotification, group: AlertGroup | None) -> str | None:
+def why_not_notify(group: AlertGroup | None, notify_anyway: bool) -> str | None:
+    """Why a person is no longer to be notified about ``group``; None: go on. Paged by hand
+    (``notify_anyway``), only a resolved group stops it."""
     if group is None:
         return "alert group was deleted"
     reason = stop_reason(group)
-    if reason is None or (notification.notify_anyway and reason != "resolved"):
+    if reason is None or (notify_anyway and reason != "resolved"):
         return None
     return f"alert group was {reason}"
 
@@ -204,7 +206,7 @@ def run_notification(uow: UnitOfWork, notification: PersonalNotification, at: da
     """Run the person's steps from the next one until a wait or the end."""
     group = uow.get(notification.group_id)
     for _ in range(len(notification.steps) + 1):
-        reason = _group_stops(notification, group)
+        reason = why_not_notify(group, notification.notify_anyway)
         if reason is not None:
             notification.stop(reason, at)
             return
@@ -288,10 +290,10 @@ def start_delivery(uow: UnitOfWork, command: StartDelivery, context: object = No
     if not isinstance(attempt, DeliveryAttempt) or attempt.state != REQUESTED:
         return  # started by another worker, finished or cancelled (an attempt due later is
         # dispatched only when due: by its check deadline, see ``workers.delivery.Dispatcher``)
-    group = uow.get(attempt.group_id)
-    reason = None if group is None or attempt.webhook is not None else stop_reason(group)
-    if group is None or (reason is not None and not (attempt.notify_anyway and reason != "resolved")):
-        attempt.cancel(reason=f"alert group was {reason or 'deleted'}", at=command.at)
+    # A webhook's event has happened whatever the group's state is now: it is sent anyway.
+    reason = None if attempt.webhook is not None else why_not_notify(uow.get(attempt.group_id), attempt.notify_anyway)
+    if reason is not None:
+        attempt.cancel(reason=reason, at=command.at)
         return
     attempt.start(claim=command.claim, at=command.at)
 

@@ -139,3 +139,15 @@ def test_the_check_dispatches_an_attempt_never_started_and_fails_one_whose_worke
     check_delivery(store, CheckDelivery(subject=attempt.id, fence=attempt.fence, at=T0 + timedelta(minutes=1)))
     assert attempt.state == FAILED and attempt.pending_events[-1].reason == UNKNOWN_OUTCOME
     assert [a.number for a in attempts(store)] == [1, 2]  # tried again, as a new attempt
+
+
+def test_a_webhook_is_sent_whatever_the_groups_state_since_its_event_has_happened():
+    from domain.delivery import WEBHOOK_CHANNEL, request_attempt
+
+    store = Store()
+    group = firing_group(store)
+    group.resolve(by="ann", at=T0)  # a "resolve" webhook is requested once the group is resolved
+    attempt = request_attempt(store, uuid4(), 0, 1, group.id, None, "", WEBHOOK_CHANNEL, True, T0, T0,
+                              webhook={"id": uuid4(), "name": "Tickets", "trigger": "resolve", "event_at": T0})  # fmt: skip
+    start_delivery(store, StartDelivery(attempt_id=attempt.id, claim=uuid4(), at=T0))
+    assert attempt.state == STARTED
